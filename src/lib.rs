@@ -1,0 +1,15 @@
+//! gps-ssl: GPS-SSL experiments (guided positive sampling for self-supervised learning) from one
+//! run on a laptop to sweeps on a SLURM cluster. See README.md for the data flow.
+pub mod augment;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod knn;
+pub mod model;
+pub mod prior;
+pub mod results;
+pub mod ssl;
+pub mod sweep;
+pub mod torch_runtime;
+pub mod train;
