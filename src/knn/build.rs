@@ -37,19 +37,21 @@ fn build_table_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device,
     let (x, bias) = match metric {
         Metric::L2 => {
             let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
-            (x, Some(-sq))
+            (x, Some(-sq.unsqueeze(0)))
         }
         Metric::Cosine => (normalize_rows(&x), None),
     };
     let xt = x.transpose(0, 1).contiguous();
+    // Queries scaled by 2 once, so each block is a single addmm: -‖b‖² + (2a)·b.
+    let x_query = if bias.is_some() { &x * 2.0 } else { x.shallow_clone() };
     // One extra candidate tells whether the k-th place is tied with the first one left out.
     let take = (k + 1).min(n - 1);
     let mut out = Vec::with_capacity(n * k);
     for start in (0..n).step_by(rows_per_block) {
         let len = rows_per_block.min(n - start) as i64;
-        let q = x.narrow(0, start as i64, len);
+        let q = x_query.narrow(0, start as i64, len);
         let mut score = match &bias {
-            Some(b) => b.unsqueeze(0).addmm_with(&q, &xt, 1.0, 2.0),
+            Some(b) => b.addmm(&q, &xt),
             None => q.mm(&xt),
         };
         // Self: -inf on the block's diagonal.

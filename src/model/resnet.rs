@@ -1,0 +1,142 @@
+//! CIFAR ResNets as in the authors' code (solo-learn): torchvision's ResNet with
+//! conv1 = 3x3, stride 1, padding 2 (34x34 maps from 32x32 input) and no max-pool; fc removed.
+
+use super::Backbone;
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+    nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
+}
+
+fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, c, Default::default())
+}
+
+#[derive(Debug)]
+struct Downsample {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+#[derive(Debug)]
+enum Block {
+    Basic { c1: nn::Conv2D, b1: nn::BatchNorm, c2: nn::Conv2D, b2: nn::BatchNorm, down: Option<Downsample> },
+    Bottleneck { c1: nn::Conv2D, b1: nn::BatchNorm, c2: nn::Conv2D, b2: nn::BatchNorm, c3: nn::Conv2D, b3: nn::BatchNorm, down: Option<Downsample> },
+}
+
+impl Block {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let (out, down) = match self {
+            Block::Basic { c1, b1, c2, b2, down } => {
+                let y = x.apply(c1).apply_t(b1, train).relu().apply(c2).apply_t(b2, train);
+                (y, down)
+            }
+            Block::Bottleneck { c1, b1, c2, b2, c3, b3, down } => {
+                let y = x.apply(c1).apply_t(b1, train).relu().apply(c2).apply_t(b2, train).relu().apply(c3).apply_t(b3, train);
+                (y, down)
+            }
+        };
+        let shortcut = match down {
+            Some(d) => x.apply(&d.conv).apply_t(&d.bn, train),
+            None => x.shallow_clone(),
+        };
+        (out + shortcut).relu()
+    }
+}
+
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    blocks: Vec<Block>,
+    out_dim: i64,
+}
+
+impl ResNet {
+    pub fn resnet18(p: &nn::Path, in_channels: i64) -> ResNet {
+        Self::new(p, in_channels, [2, 2, 2, 2], false)
+    }
+
+    pub fn resnet50(p: &nn::Path, in_channels: i64) -> ResNet {
+        Self::new(p, in_channels, [3, 4, 6, 3], true)
+    }
+
+    fn new(p: &nn::Path, in_channels: i64, layers: [usize; 4], bottleneck: bool) -> ResNet {
+        let expansion = if bottleneck { 4 } else { 1 };
+        let conv1 = conv(p / "conv1", in_channels, 64, 3, 1, 2);
+        let bn1 = bn(p / "bn1", 64);
+        let mut blocks = Vec::new();
+        let mut inplanes = 64;
+        for (li, (&n, planes)) in layers.iter().zip([64, 128, 256, 512]).enumerate() {
+            let lp = p / format!("layer{}", li + 1);
+            for bi in 0..n {
+                let stride = if li > 0 && bi == 0 { 2 } else { 1 };
+                let bp = &lp / bi;
+                let out = planes * expansion;
+                let down = (stride != 1 || inplanes != out).then(|| Downsample {
+                    conv: conv(&bp / "downsample" / 0, inplanes, out, 1, stride, 0),
+                    bn: bn(&bp / "downsample" / 1, out),
+                });
+                let block = if bottleneck {
+                    Block::Bottleneck {
+                        c1: conv(&bp / "conv1", inplanes, planes, 1, 1, 0),
+                        b1: bn(&bp / "bn1", planes),
+                        c2: conv(&bp / "conv2", planes, planes, 3, stride, 1),
+                        b2: bn(&bp / "bn2", planes),
+                        c3: conv(&bp / "conv3", planes, out, 1, 1, 0),
+                        b3: bn(&bp / "bn3", out),
+                        down,
+                    }
+                } else {
+                    Block::Basic {
+                        c1: conv(&bp / "conv1", inplanes, planes, 3, stride, 1),
+                        b1: bn(&bp / "bn1", planes),
+                        c2: conv(&bp / "conv2", planes, planes, 3, 1, 1),
+                        b2: bn(&bp / "bn2", planes),
+                        down,
+                    }
+                };
+                blocks.push(block);
+                inplanes = out;
+            }
+        }
+        ResNet { conv1, bn1, blocks, out_dim: 512 * expansion }
+    }
+}
+
+impl ModuleT for ResNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        for b in &self.blocks {
+            y = b.forward_t(&y, train);
+        }
+        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+}
+
+impl Backbone for ResNet {
+    fn out_dim(&self) -> i64 {
+        self.out_dim
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn shapes_and_parameter_counts_match_torchvision() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let r18 = ResNet::resnet18(&vs.root(), 3);
+        let y = Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)).apply_t(&r18, false);
+        assert_eq!(y.size(), [2, 512]);
+        // torchvision resnet18 without fc: 11,176,512 parameters; the 3x3 stem has 64*3*(49-9) fewer.
+        assert_eq!(super::super::parameter_count(&vs), 11_176_512 - 64 * 3 * (49 - 9));
+        let vs50 = nn::VarStore::new(Device::Cpu);
+        let r50 = ResNet::resnet50(&vs50.root(), 3);
+        assert_eq!(r50.out_dim(), 2048);
+        assert_eq!(super::super::parameter_count(&vs50), 23_508_032 - 64 * 3 * (49 - 9));
+    }
+}

@@ -1,0 +1,62 @@
+//! Barlow Twins: the cross-correlation of the batch-normalised projections is pushed to identity.
+
+use super::{MethodContext, SslMethod, Views};
+use crate::model::{Mlp, MlpLayer};
+use tch::{Kind, Tensor};
+
+const LAMBDA: f64 = 0.0051;
+/// The authors' CIFAR-10 config uses scale_loss 0.1.
+const SCALE: f64 = 0.1;
+
+pub struct BarlowTwins {
+    projector: Mlp,
+}
+
+impl BarlowTwins {
+    pub fn new(ctx: &MethodContext) -> BarlowTwins {
+        let projector = Mlp::new(&(&ctx.heads / "projector"), ctx.feat_dim, &[MlpLayer::hidden(2048), MlpLayer::hidden(2048), MlpLayer::last(2048, false)]);
+        BarlowTwins { projector }
+    }
+}
+
+impl SslMethod for BarlowTwins {
+    fn loss(&mut self, v: &Views) -> Tensor {
+        barlow_twins_loss(&v.f1.apply_t(&self.projector, true), &v.f2.apply_t(&self.projector, true), LAMBDA, SCALE)
+    }
+}
+
+/// BN(affine=False) on each view (batch statistics, biased variance, eps 1e-5), c = z1ᵀz2/N,
+/// loss = scale·[Σ(1 − c_ii)² + λ Σ_{i≠j} c_ij²].
+pub fn barlow_twins_loss(z1: &Tensor, z2: &Tensor, lambda: f64, scale: f64) -> Tensor {
+    let bn = |z: &Tensor| {
+        let z = z.to_kind(Kind::Float);
+        let mean = z.mean_dim(0i64, true, Kind::Float);
+        let var = z.var_dim(0i64, false, true);
+        (z - mean) / (var + 1e-5).sqrt()
+    };
+    let (a, b) = (bn(z1), bn(z2));
+    let n = a.size()[0] as f64;
+    let c = a.transpose(0, 1).mm(&b) / n;
+    let diag = c.diagonal(0, 0, 1);
+    let on = (-&diag + 1.0).square().sum(Kind::Float);
+    let off = c.square().sum(Kind::Float) - diag.square().sum(Kind::Float);
+    (on + off * lambda) * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_case() {
+        // z1 = [[1,1],[-1,-1]] and z2 = [[1,-1],[-1,1]] normalise to themselves (mean 0, var 1;
+        // eps makes it 1/√1.00001). c = z1ᵀz2/2 = [[1,-1],[1,-1]]·s where s = 1/1.00001.
+        // on = (1−s)² + (1+s)²; off = 2 s²; λ = 1, scale = 1.
+        let z1 = Tensor::from_slice(&[1f32, 1., -1., -1.]).view([2, 2]);
+        let z2 = Tensor::from_slice(&[1f32, -1., -1., 1.]).view([2, 2]);
+        let s = 1.0 / 1.00001f64;
+        let expected = (1.0 - s).powi(2) + (1.0 + s).powi(2) + 2.0 * s * s;
+        let l = barlow_twins_loss(&z1, &z2, 1.0, 1.0).double_value(&[]);
+        assert!((l - expected).abs() < 1e-4, "{l} vs {expected}");
+    }
+}

@@ -1,0 +1,118 @@
+//! BYOL: online projector + predictor, a momentum (EMA) copy of backbone and projector as target,
+//! τ from 0.99 to 1 on a cosine schedule per step.
+
+use super::{MethodContext, SslMethod, Views, find_state, target_backbone};
+use crate::model::{Backbone, Mlp, MlpLayer, normalize};
+use tch::nn;
+use tch::{Kind, Tensor};
+
+const TAU_BASE: f64 = 0.99;
+
+pub struct Byol {
+    projector: Mlp,
+    predictor: Mlp,
+    _target_vs: nn::VarStore,
+    target_backbone: Box<dyn Backbone>,
+    target_projector: Mlp,
+    /// (online, target) trainable parameters, paired by name.
+    pairs: Vec<(Tensor, Tensor)>,
+    /// Every target variable by name (checkpoint state, BN statistics included).
+    target_vars: Vec<(String, Tensor)>,
+    tau: f64,
+}
+
+fn projector_layers() -> [MlpLayer; 2] {
+    [MlpLayer::hidden(4096), MlpLayer::last(256, false)]
+}
+
+impl Byol {
+    pub fn new(ctx: &MethodContext) -> Byol {
+        let projector = Mlp::new(&(&ctx.heads / "projector"), ctx.feat_dim, &projector_layers());
+        let predictor = Mlp::new(&(&ctx.heads / "predictor"), 256, &[MlpLayer::hidden(4096), MlpLayer::last(256, false)]);
+        let target_vs = nn::VarStore::new(ctx.device);
+        let target_backbone = target_backbone(ctx, &(target_vs.root() / "backbone"));
+        let target_projector = Mlp::new(&(target_vs.root() / "method" / "projector"), ctx.feat_dim, &projector_layers());
+        let online = ctx.online.variables();
+        let mut pairs = Vec::new();
+        let mut target_vars: Vec<(String, Tensor)> = target_vs.variables().into_iter().collect();
+        target_vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let _guard = tch::no_grad_guard();
+        for (name, t) in &target_vars {
+            let mut t = t.shallow_clone();
+            // The target starts as an exact copy of the online network and is never trained.
+            if let Some(o) = online.get(name) {
+                t.copy_(o);
+                if o.requires_grad() {
+                    pairs.push((o.shallow_clone(), t.shallow_clone()));
+                }
+            }
+            let _ = t.set_requires_grad(false);
+        }
+        if ctx.channels_last {
+            crate::model::vars_to_channels_last(&target_vs);
+        }
+        Byol { projector, predictor, _target_vs: target_vs, target_backbone, target_projector, pairs, target_vars, tau: TAU_BASE }
+    }
+}
+
+impl SslMethod for Byol {
+    fn loss(&mut self, v: &Views) -> Tensor {
+        let p1 = v.f1.apply_t(&self.projector, true).apply_t(&self.predictor, true);
+        let p2 = v.f2.apply_t(&self.projector, true).apply_t(&self.predictor, true);
+        let (zm1, zm2) = tch::no_grad(|| {
+            let t1 = self.target_backbone.forward_t(v.x1, true).apply_t(&self.target_projector, true);
+            let t2 = self.target_backbone.forward_t(v.x2, true).apply_t(&self.target_projector, true);
+            (t1, t2)
+        });
+        byol_loss(&p1, &p2, &zm1, &zm2)
+    }
+
+    fn after_step(&mut self, progress: f64) {
+        // EMA m ← τ m + (1 − τ) θ, then τ = 1 − (1 − τ_base)(cos(π k/K) + 1)/2 for the next step.
+        let _guard = tch::no_grad_guard();
+        for (online, target) in &self.pairs {
+            let mut t = target.shallow_clone();
+            let _ = t.lerp_(online, 1.0 - self.tau);
+        }
+        self.tau = 1.0 - (1.0 - TAU_BASE) * ((std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos() + 1.0) / 2.0;
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut s: Vec<(String, Tensor)> = self.target_vars.iter().map(|(n, t)| (format!("target.{n}"), t.shallow_clone())).collect();
+        s.push(("tau".into(), Tensor::from(self.tau)));
+        s
+    }
+
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
+        let _guard = tch::no_grad_guard();
+        for (n, t) in &self.target_vars {
+            let mut t = t.shallow_clone();
+            t.copy_(find_state(state, &format!("target.{n}"))?);
+        }
+        self.tau = find_state(state, "tau")?.double_value(&[]);
+        Ok(())
+    }
+}
+
+/// Σ over the two directions of (2 − 2·cos(p, sg(z_target))), batch mean (summed, not averaged).
+pub fn byol_loss(p1: &Tensor, p2: &Tensor, zm1: &Tensor, zm2: &Tensor) -> Tensor {
+    let term = |p: &Tensor, z: &Tensor| {
+        let cos = (normalize(&p.to_kind(Kind::Float)) * normalize(&z.detach().to_kind(Kind::Float))).sum_dim_intlist(1, false, Kind::Float);
+        (cos * -2.0 + 2.0).mean(Kind::Float)
+    };
+    term(p1, zm2) + term(p2, zm1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_case() {
+        // p1 ⟂ zm2 → 2; p2 ∥ zm1 → 0; total 2.
+        let e1 = Tensor::from_slice(&[1f32, 0.]).view([1, 2]);
+        let e2 = Tensor::from_slice(&[0f32, 3.]).view([1, 2]);
+        let l = byol_loss(&e1, &e1, &e1, &e2).double_value(&[]);
+        assert!((l - 2.0).abs() < 1e-6, "{l}");
+    }
+}
