@@ -69,38 +69,37 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<PlannedRun>> {
         }
     }
     let defaults = serde_json::to_value(RunSpec::default())?;
-    let mut runs = Vec::new();
+    let combinations: Vec<Vec<usize>> = Product::new(&sweep.axes).collect();
+    // Resolving a run (merge, deserialize, validate, hash) is independent per run: split the
+    // product over the cores, then number the runs in order.
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(combinations.len().div_ceil(512)).max(1);
+    let chunk = combinations.len().div_ceil(threads).max(1);
+    let resolved: Vec<Resolved> = std::thread::scope(|scope| {
+        let workers: Vec<_> = combinations
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(|c| resolve(sweep, &base, &defaults, c)).collect::<Vec<_>>()))
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("expansion worker panicked")).collect()
+    });
+    let mut runs: Vec<PlannedRun> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
-    for combination in Product::new(&sweep.axes) {
-        let mut merged = base.clone();
-        let mut choices = Vec::new();
-        for (axis, &pick) in sweep.axes.iter().zip(&combination) {
-            for (key, value) in axis.keys.iter().zip(&axis.choices[pick]) {
-                value_path::set(&mut merged, key, value.clone())?;
-                choices.push((key.clone(), value.clone()));
-            }
-        }
-        let excluded = sweep.exclude.iter().any(|rule| {
-            rule.iter().all(|(path, allowed)| {
-                let actual = value_path::get(&merged, path).or_else(|| value_path::get(&defaults, path));
-                actual.is_some_and(|a| allowed.iter().any(|v| value_path::same(v, a)))
-            })
-        });
-        if excluded {
-            continue;
-        }
+    for outcome in resolved {
         let index = runs.len();
-        let label = PlannedRun { index, id: String::new(), spec: RunSpec::default(), choices: choices.clone() }.label();
-        let spec = deserialize(&merged).map_err(|(path, e)| anyhow!("{}: run {index} ({label}): field `{path}`: {e}", at("grid", "")))?;
-        spec.validate().map_err(|e| {
-            let line = choices.iter().find(|(k, _)| e.to_string().contains(&format!("`{k}"))).map(|(k, _)| at("grid", k));
-            anyhow!("{}: run {index} ({label}): {e}", line.unwrap_or_else(|| at("grid", "")))
-        })?;
+        let (choices, spec) = match outcome {
+            Resolved::Excluded => continue,
+            Resolved::Run { choices, spec } => (choices, spec),
+            Resolved::Invalid { choices, error, field } => {
+                let label = PlannedRun { index, id: String::new(), spec: RunSpec::default(), choices }.label();
+                let line = field.map(|f| at("grid", &f)).unwrap_or_else(|| at("grid", ""));
+                bail!("{line}: run {index} ({label}): {error}");
+            }
+        };
         let id = spec.run_id();
         if let Some(&other) = by_id.get(&id) {
+            let label = PlannedRun { index, id: String::new(), spec: RunSpec::default(), choices }.label();
             bail!(
                 "{file}: runs {other} ({}) and {index} ({label}) are the same run (id {id}): they differ only in fields that do not change what is computed (name, device, output_dir, cache_dir, checkpoint_every); remove that axis",
-                runs.get(other).map(PlannedRun::label).unwrap_or_default()
+                runs[other].label()
             );
         }
         by_id.insert(id.clone(), index);
@@ -110,6 +109,47 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<PlannedRun>> {
         bail!("{file}: every run is excluded by `exclude`; nothing to do");
     }
     Ok(runs)
+}
+
+enum Resolved {
+    Excluded,
+    Run { choices: Vec<(String, Value)>, spec: RunSpec },
+    /// `field`: the grid key the error is about, when one can be told.
+    Invalid { choices: Vec<(String, Value)>, error: String, field: Option<String> },
+}
+
+/// One combination of axis choices applied to the base, checked against `exclude`, deserialized
+/// and validated.
+fn resolve(sweep: &SweepFile, base: &Value, defaults: &Value, combination: &[usize]) -> Resolved {
+    let mut merged = base.clone();
+    let mut choices = Vec::new();
+    for (axis, &pick) in sweep.axes.iter().zip(combination) {
+        for (key, value) in axis.keys.iter().zip(&axis.choices[pick]) {
+            if let Err(e) = value_path::set(&mut merged, key, value.clone()) {
+                return Resolved::Invalid { choices, error: e.to_string(), field: Some(key.clone()) };
+            }
+            choices.push((key.clone(), value.clone()));
+        }
+    }
+    let excluded = sweep.exclude.iter().any(|rule| {
+        rule.iter().all(|(path, allowed)| {
+            let actual = value_path::get(&merged, path).or_else(|| value_path::get(defaults, path));
+            actual.is_some_and(|a| allowed.iter().any(|v| value_path::same(v, a)))
+        })
+    });
+    if excluded {
+        return Resolved::Excluded;
+    }
+    let spec = match deserialize(&merged) {
+        Ok(spec) => spec,
+        Err((path, e)) => return Resolved::Invalid { error: format!("field `{path}`: {e}"), field: Some(path), choices },
+    };
+    if let Err(e) = spec.validate() {
+        let text = e.to_string();
+        let field = choices.iter().find(|(k, _)| text.contains(&format!("`{k}"))).map(|(k, _)| k.clone());
+        return Resolved::Invalid { choices, error: text, field };
+    }
+    Resolved::Run { choices, spec }
 }
 
 /// Deserializes a merged tree into a `RunSpec`, returning the dotted path of the failing field.
