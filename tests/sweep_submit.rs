@@ -63,10 +63,18 @@ slurm:
     assert!(out.contains("0 done, 0 running, 0 pending, 1 failed, 2 missing"), "{out}");
     assert!(out.contains("failed") && out.contains(id), "{out}");
 
+    // arrays are split at the array size limit, each with its own manifest
+    let (ok, out) = gps(&workdir, &["sweep", "submit", "s.yaml", "--dry-run", "--only-missing", "--max-array-size", "1"]);
+    assert!(ok && out.contains("submitting 2"), "{out}");
+    for sub in ["sub-002", "sub-003"] {
+        let script = std::fs::read_to_string(workdir.join("slurm/hostile").join(sub).join("array.sbatch")).unwrap();
+        assert!(script.contains("#SBATCH --array=0-0%2\n"), "{script}");
+    }
+
     // --only-failed picks exactly the failed run
     let (ok, out) = gps(&workdir, &["sweep", "submit", "s.yaml", "--dry-run", "--only-failed"]);
     assert!(ok && out.contains("submitting 1"), "{out}");
-    let manifest = std::fs::read_to_string(workdir.join("slurm/hostile/sub-002/manifest.tsv")).unwrap();
+    let manifest = std::fs::read_to_string(workdir.join("slurm/hostile/sub-004/manifest.tsv")).unwrap();
     assert!(manifest.contains(&format!("0\t{id}\t")), "{manifest}");
 }
 

@@ -114,6 +114,10 @@ pub enum SweepCommand {
         /// Write the scripts and manifest, print the sbatch commands, submit nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Split into arrays of at most N tasks (default: the cluster's MaxArraySize), e.g. for a
+        /// site limit on tasks per array that is lower than the configured maximum.
+        #[arg(long, value_name = "N")]
+        max_array_size: Option<usize>,
         #[command(flatten)]
         which: Which,
     },
@@ -148,9 +152,12 @@ impl SweepCommand {
                 print_runs(&runs, &vec![None; runs.len()], format);
                 Ok(())
             }
-            SweepCommand::Submit { sweep, dry_run, which } => {
+            SweepCommand::Submit { sweep, dry_run, max_array_size, which } => {
+                if max_array_size == Some(0) {
+                    bail!("--max-array-size must be at least 1");
+                }
                 let (file, runs) = super::load(&sweep)?;
-                submit::submit(&file, &runs, &submit::SubmitOptions { dry_run, selection: which.selection() })?;
+                submit::submit(&file, &runs, &submit::SubmitOptions { dry_run, selection: which.selection(), max_array_size })?;
                 Ok(())
             }
             SweepCommand::Run { sweep, jobs, which } => {
@@ -158,10 +165,14 @@ impl SweepCommand {
                     bail!("--jobs must be at least 1");
                 }
                 let (file, runs) = super::load(&sweep)?;
-                local::run_local(&file, &runs, jobs, which.selection())?;
+                let ran = local::run_local(&file, &runs, jobs, which.selection());
+                // The table of whatever finished, even when some runs failed.
                 let dir = runs[0].spec.output_dir.clone();
-                println!();
-                crate::results::cli::ReportArgs::defaults(dir).run()
+                if crate::results::table::row_files(&dir).is_ok_and(|(rows, _)| !rows.is_empty()) {
+                    println!();
+                    crate::results::cli::ReportArgs::defaults(dir).run()?;
+                }
+                ran
             }
             SweepCommand::Status { sweep, format } => {
                 let (file, runs) = super::load(&sweep)?;

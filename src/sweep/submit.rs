@@ -17,6 +17,8 @@ use std::path::Path;
 pub struct SubmitOptions {
     pub dry_run: bool,
     pub selection: Selection,
+    /// Tasks per array; None: the cluster's MaxArraySize.
+    pub max_array_size: Option<usize>,
 }
 
 /// What was submitted, for callers (tests) that watch the jobs.
@@ -39,7 +41,7 @@ pub fn submit(sweep: &SweepFile, runs: &[PlannedRun], opts: &SubmitOptions) -> R
         println!("nothing to submit");
         return Ok(out);
     }
-    let chunk = match cluster::max_array_size() {
+    let chunk = match opts.max_array_size.map(Ok).unwrap_or_else(cluster::max_array_size) {
         Ok(n) => n.max(1),
         Err(e) if opts.dry_run => {
             eprintln!("note: {e:#}; assuming SLURM's default MaxArraySize of 1001");
