@@ -8,7 +8,7 @@ use super::submissions::{self, Submission};
 use crate::results::row;
 use anyhow::Result;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
@@ -42,16 +42,24 @@ impl RunState {
     }
 }
 
+/// A run's latest array task: `<array job>_<index>`, its log, and what SLURM says about it.
+struct QueuedTask {
+    task: String,
+    log: PathBuf,
+    record: TaskRecord,
+}
+
 /// The latest SLURM record of each run id, over all submissions (later ones win).
-fn queue_view(subs: &[Submission], workdir: &Path, sweep_name: &str) -> Result<HashMap<String, (String, TaskRecord)>> {
+fn queue_view(subs: &[Submission], workdir: &Path, sweep_name: &str) -> Result<HashMap<String, QueuedTask>> {
     let mut view = HashMap::new();
     for sub in subs {
         let Some(job) = &sub.array_job else { continue };
         for record in cluster::job_records(job)? {
             for &index in &record.indices {
                 if let Some(id) = sub.manifest.run_id(index) {
-                    let log = submissions::logs_dir(workdir, sweep_name).join(format!("{job}_{index}.out"));
-                    view.insert(id.to_string(), (format!("{job}_{index} (log {})", log.display()), record.clone()));
+                    let task = format!("{job}_{index}");
+                    let log = submissions::logs_dir(workdir, sweep_name).join(format!("{task}.out"));
+                    view.insert(id.to_string(), QueuedTask { task, log, record: record.clone() });
                 }
             }
         }
@@ -66,16 +74,17 @@ pub fn collect(runs: &[PlannedRun], workdir: &Path, sweep_name: &str) -> Result<
     Ok(runs.iter().map(|run| state_of(run, queue.get(&run.id))).collect())
 }
 
-fn state_of(run: &PlannedRun, queued: Option<&(String, TaskRecord)>) -> RunState {
+fn state_of(run: &PlannedRun, queued: Option<&QueuedTask>) -> RunState {
     let out = &run.spec.output_dir;
     if row::row_path(out, &run.id).exists() {
         return RunState::Done;
     }
-    if let Some((job, record)) = queued {
-        if record.is_active() {
-            let reason = if record.restarts > 0 { format!("{}, restarts {}", record.reason, record.restarts) } else { record.reason.clone() };
-            return RunState::Queued { job: job.split(' ').next().unwrap_or(job).to_string(), state: record.state.clone(), reason };
+    if let Some(q) = queued.filter(|q| q.record.is_active()) {
+        let mut reason = q.record.reason.clone();
+        if q.record.restarts > 0 {
+            reason.push_str(&format!(", restarts {}", q.record.restarts));
         }
+        return RunState::Queued { job: q.task.clone(), state: q.record.state.clone(), reason };
     }
     let failed = row::failure_path(out, &run.id);
     if failed.exists() {
@@ -85,13 +94,14 @@ fn state_of(run: &PlannedRun, queued: Option<&(String, TaskRecord)>) -> RunState
         };
         return RunState::Failed { reason };
     }
-    if let Some((job, record)) = queued {
+    if let Some(q) = queued {
+        let record = &q.record;
         let reason = match (record.state.as_str(), record.exit_code.as_str()) {
             ("COMPLETED", _) => "the task completed but wrote no result row".to_string(),
             (_, "75:0") => "interrupted (exit 75) and not requeued; resubmit to resume from its checkpoint".to_string(),
             (state, code) => format!("SLURM {state} ({}), exit {code}", record.reason),
         };
-        return RunState::Failed { reason: format!("{reason}; task {job}") };
+        return RunState::Failed { reason: format!("{reason}; task {}, log {}", q.task, q.log.display()) };
     }
     RunState::Missing
 }
