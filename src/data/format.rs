@@ -22,13 +22,15 @@ pub fn resolve_format(format: DataFormat, path: &Path) -> Result<DataFormat> {
         }
     } else if path.is_dir() {
         let has = |rel: &str| path.join(rel).exists();
-        if has("data_batch_1.bin") || has("cifar-10-batches-bin/data_batch_1.bin") {
+        let cifar10 = ["data_batch_1.bin", "test_batch.bin"];
+        if cifar10.iter().any(|f| has(f) || has(&format!("cifar-10-batches-bin/{f}"))) {
             return Ok(DataFormat::Cifar10Bin);
         }
-        if has("train.bin") || has("cifar-100-binary/train.bin") {
+        let cifar100 = ["train.bin", "test.bin"];
+        if cifar100.iter().any(|f| has(f) || has(&format!("cifar-100-binary/{f}"))) {
             return Ok(DataFormat::Cifar100Bin);
         }
-        if has("train-images-idx3-ubyte.gz") {
+        if has("train-images-idx3-ubyte.gz") || has("t10k-images-idx3-ubyte.gz") {
             return Ok(DataFormat::Idx);
         }
         if path.join("train").is_dir() || path.join("test").is_dir() {

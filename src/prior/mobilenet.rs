@@ -59,9 +59,9 @@ impl Prior for MobileNetV2Prior {
         }
         let mut vs = nn::VarStore::new(device);
         let net = features(&vs.root());
+        vs.freeze(); // frozen first: loading copies into the variables in place
         vs.read_safetensors(&self.weights)
             .with_context(|| format!("loading {} (re-run scripts/fetch-mobilenet.sh if it is damaged)", self.weights.display()))?;
-        vs.freeze();
         let mean = Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]).to_device(device);
         let std = Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]).to_device(device);
         embed_in_batches(&train.images, |batch| {
