@@ -138,6 +138,35 @@ fn cifar10_binary_round_trips_and_is_validated() {
 }
 
 #[test]
+fn cifar100_binary_uses_fine_labels_and_checks_size() {
+    // 10k real images relabelled into 100 fine classes of 100 (label*10 + rank % 10).
+    let d = cifar_test();
+    let labels = d.labels_vec();
+    let mut rank = [0usize; 10];
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cifar-100-binary");
+    std::fs::create_dir(&dir).unwrap();
+    let mut out = Vec::with_capacity(10_000 * 3074);
+    let mut fine = Vec::new();
+    for (i, &l) in labels.iter().enumerate() {
+        let f = l as usize * 10 + rank[l as usize] % 10;
+        rank[l as usize] += 1;
+        fine.push(f as i64);
+        out.extend([l as u8, f as u8]); // coarse, fine
+        out.extend(Vec::<u8>::try_from(d.images.get(i as i64).flatten(0, -1)).unwrap());
+    }
+    std::fs::write(dir.join("test.bin"), &out).unwrap();
+    let loaded = data::decode(root.path(), DataFormat::Auto, Split::Test).unwrap();
+    assert_eq!(loaded.num_classes(), 100);
+    assert_eq!(loaded.class_counts(), vec![100; 100]);
+    assert_eq!(loaded.labels_vec(), fine);
+    assert!(loaded.images.equal(&d.images));
+    std::fs::write(dir.join("test.bin"), &out[..3074 * 9_999]).unwrap();
+    let err = format!("{:#}", data::decode(root.path(), DataFormat::Cifar100Bin, Split::Test).unwrap_err());
+    assert!(err.contains("test.bin") && err.contains("30740000"), "{err}");
+}
+
+#[test]
 fn mnist_csv_splits_per_class_and_keeps_pixels() {
     let path = mnist_csv();
     let train = data::decode(&path, DataFormat::Auto, Split::Train).unwrap();
