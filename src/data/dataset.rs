@@ -1,6 +1,7 @@
 //! The in-memory dataset every other module consumes.
 
 use anyhow::{Result, bail};
+use sha2::{Digest, Sha256};
 use tch::{Kind, Tensor};
 
 /// Which half of a dataset.
@@ -118,6 +119,16 @@ impl Dataset {
         }
     }
 
+    /// sha256 (hex) of the shape, image bytes, labels and class names: identifies the content
+    /// whatever file it came from, so prior and k-NN caches follow the data, not the path.
+    pub fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(format!("{:?}|{}|", self.images.size(), self.classes.join("\u{1f}")).as_bytes());
+        h.update(&tensor_bytes(&self.images.contiguous()));
+        h.update(&tensor_bytes(&self.labels.to_kind(Kind::Int64).contiguous()));
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn shallow_clone(&self) -> Dataset {
         Dataset {
             images: self.images.shallow_clone(),
@@ -134,6 +145,15 @@ impl Dataset {
         let std = Vec::<f64>::try_from(x.std_dim(dims, false, false).to_kind(Kind::Double)).expect("std");
         (mean, std)
     }
+}
+
+/// The raw bytes of a contiguous CPU tensor (u8 or i64 here).
+fn tensor_bytes(t: &Tensor) -> Vec<u8> {
+    let t = t.to_device(tch::Device::Cpu).contiguous();
+    let n = t.numel() * t.kind().elt_size_in_bytes();
+    let mut out = vec![0u8; n];
+    t.copy_data_u8(&mut out, t.numel());
+    out
 }
 
 #[cfg(test)]
@@ -159,5 +179,20 @@ mod tests {
         let images = Tensor::zeros([2, 1, 2, 2], (Kind::Uint8, tch::Device::Cpu));
         let labels = Tensor::from_slice(&[0i64, 3]);
         assert!(Dataset::new(images, labels, vec!["a".into(), "b".into()]).is_err());
+    }
+
+    #[test]
+    fn content_hash_follows_pixels_and_labels() {
+        let d = toy(20, 4);
+        assert_eq!(d.content_hash(), toy(20, 4).content_hash());
+        assert_eq!(d.content_hash().len(), 64);
+        let mut pixels = d.shallow_clone();
+        pixels.images = d.images.copy();
+        let _ = pixels.images.get(3).get(0).get(0).get(0).fill_(7);
+        assert_ne!(d.content_hash(), pixels.content_hash());
+        let mut labels = d.shallow_clone();
+        labels.labels = d.labels.copy();
+        let _ = labels.labels.get(0).fill_(1);
+        assert_ne!(d.content_hash(), labels.content_hash());
     }
 }

@@ -1,0 +1,80 @@
+//! The decoded cache: one safetensors file per (source, format, split), so 60k JPEGs decode once.
+//! The file records a fingerprint of the sources (path, size, mtime of every file read); a
+//! changed source rebuilds the entry, a corrupt entry is reported and rebuilt.
+
+use super::{Dataset, Split, decode, source_files};
+use crate::config::DataFormat;
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+use tch::{Kind, Tensor};
+
+/// Bumped when the decoded layout changes, so old caches are rebuilt rather than misread.
+const CACHE_VERSION: u32 = 1;
+
+/// Where the decoded split of `path` lives under `cache_dir`.
+pub fn cache_path(cache_dir: &Path, path: &Path, format: DataFormat, split: Split) -> PathBuf {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let key = format!("{}|{format:?}|{}", abs.display(), split.as_str());
+    let hex: String = Sha256::digest(key.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    cache_dir.join("datasets").join(format!("{hex}-{}.safetensors", split.as_str()))
+}
+
+pub(super) fn load_or_decode(path: &Path, format: DataFormat, split: Split, cache_dir: &Path) -> Result<Dataset> {
+    let format = super::resolve_format(format, path)?;
+    let fingerprint = fingerprint(&source_files(path, format, split)?)?;
+    let file = cache_path(cache_dir, path, format, split);
+    if file.exists() {
+        match read(&file) {
+            Ok((d, fp)) if fp == fingerprint => return Ok(d),
+            Ok(_) => {} // the sources changed: rebuild quietly, that is what the fingerprint is for
+            Err(e) => eprintln!("warning: decoded cache {} is unusable ({e:#}); rebuilding it", file.display()),
+        }
+    }
+    let d = decode(path, format, split)?;
+    write(&file, &d, &fingerprint).with_context(|| format!("writing decoded cache {}", file.display()))?;
+    Ok(d)
+}
+
+/// sha256 over (path, size, mtime) of each source file.
+fn fingerprint(files: &[PathBuf]) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(CACHE_VERSION.to_le_bytes());
+    for f in files {
+        let meta = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
+        let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+        h.update(format!("{}|{}|{mtime}\n", f.display(), meta.len()).as_bytes());
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    fingerprint: String,
+    classes: Vec<String>,
+}
+
+fn write(file: &Path, d: &Dataset, fingerprint: &str) -> Result<()> {
+    let meta = serde_json::to_vec(&Meta { fingerprint: fingerprint.to_string(), classes: d.classes.clone() })?;
+    crate::knn::write_atomically(file, |tmp| {
+        let tensors = [("images", d.images.shallow_clone()), ("labels", d.labels.shallow_clone()), ("meta", Tensor::from_slice(&meta))];
+        Tensor::write_safetensors(&tensors, tmp).map_err(Into::into)
+    })
+}
+
+fn read(file: &Path) -> Result<(Dataset, String)> {
+    let mut tensors = Tensor::read_safetensors(file)?;
+    let mut take = |name: &str| -> Result<Tensor> {
+        match tensors.iter().position(|(n, _)| n == name) {
+            Some(i) => Ok(tensors.swap_remove(i).1),
+            None => bail!("no `{name}` tensor"),
+        }
+    };
+    let (images, labels, meta) = (take("images")?, take("labels")?, take("meta")?);
+    if meta.kind() != Kind::Uint8 {
+        bail!("`meta` is not bytes");
+    }
+    let meta: Meta = serde_json::from_slice(&Vec::<u8>::try_from(&meta)?)?;
+    Ok((Dataset::new(images, labels, meta.classes)?, meta.fingerprint))
+}
