@@ -36,7 +36,7 @@ fn mnist() -> PathBuf {
 
 fn base(data: &Path, epochs: usize) -> String {
     format!(
-        "base:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 600, test_limit: 200}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: {epochs}\n  batch_size: 64\n  device: cpu\n  checkpoint_every: 1\n  eval: {{every_epochs: 1, knn_k: 5}}\nslurm: {{cpus: 1, mem: 1G, time: \"00:10:00\"}}\n",
+        "base:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 400, test_limit: 100}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: {epochs}\n  batch_size: 64\n  device: cpu\n  checkpoint_every: 1\n  eval: {{every_epochs: 1, knn_k: 5}}\nslurm: {{cpus: 1, mem: 1G, time: \"00:10:00\"}}\n",
         data.display()
     )
 }
@@ -84,6 +84,7 @@ fn sweep_on_a_real_slurm() {
         return;
     }
     let data = mnist();
+    let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
     // 3 runs: baseline and GPS (pixels prior: needs the preparation job) on real data, and one
@@ -91,14 +92,14 @@ fn sweep_on_a_real_slurm() {
     let missing = w.join("missing-mnist.csv.gz");
     let e2e = format!(
         "name: e2e\n{}grid:\n  prior: [none, pixels]\n  dataset.path: [\"{}\", \"{}\"]\nexclude:\n  - {{prior: pixels, dataset.path: \"{}\"}}\n",
-        base(&data, 2),
+        base(&data, 1),
         data.display(),
         missing.display(),
         missing.display()
     );
     std::fs::write(w.join("e2e.yaml"), &e2e).unwrap();
     // one longer run that gets interrupted mid-run
-    std::fs::write(w.join("requeue.yaml"), format!("name: requeue\n{}grid:\n  seed: [3]\n", base(&data, 6))).unwrap();
+    std::fs::write(w.join("requeue.yaml"), format!("name: requeue\n{}grid:\n  seed: [3]\n", base(&data, 4))).unwrap();
 
     let out = gps(w, &["sweep", "submit", "e2e.yaml"]);
     assert!(out.contains("submitting 3") && out.contains("after preparation job"), "{out}");
@@ -116,17 +117,20 @@ fn sweep_on_a_real_slurm() {
     let sig = Command::new("scancel").args(["--signal=USR1", "--batch", &format!("{requeue_job}_0")]).status().unwrap();
     assert!(sig.success());
 
+    eprintln!("[{:.0?}] requeue run interrupted", started.elapsed());
     let e2e_runs = w.join("results/e2e/runs");
     wait_until(w, "the e2e sweep's 2 rows and 1 failure record", 180, || count(&e2e_runs, ".parquet") == 2 && count(&e2e_runs, ".failed.json") == 1);
+    eprintln!("[{:.0?}] e2e sweep finished", started.elapsed());
     let status = gps(w, &["sweep", "status", "e2e.yaml"]);
     assert!(status.contains("2 done, 0 running, 0 pending, 1 failed, 0 missing"), "{status}");
     let failed_line = status.lines().find(|l| l.contains("failed ")).expect(&status);
     assert!(failed_line.contains("missing-mnist"), "the reason names the missing file: {failed_line}");
 
     wait_until(w, "the requeued run to finish", 180, || count(&runs, ".parquet") == 1);
+    eprintln!("[{:.0?}] requeued run finished", started.elapsed());
     let file = std::fs::read_dir(&runs).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with(".parquet")).unwrap().path();
-    let frame = polars::prelude::ParquetReader::new(std::fs::File::open(&file).unwrap());
-    let frame = polars::prelude::SerReader::finish(frame).unwrap();
+    use polars::prelude::SerReader;
+    let frame = polars::prelude::ParquetReader::new(std::fs::File::open(&file).unwrap()).finish().unwrap();
     let resumed = frame.column("resumed_from_epoch").unwrap().i64().unwrap().get(0);
     assert!(resumed.is_some(), "the rerun resumed from a checkpoint: {resumed:?}");
     let log = std::fs::read_to_string(w.join(format!("slurm/requeue/logs/{requeue_job}_0.out"))).unwrap();
@@ -135,7 +139,7 @@ fn sweep_on_a_real_slurm() {
     // Resubmission takes only what is missing: nothing now; after the grid grows, just the new run.
     let out = gps(w, &["sweep", "submit", "e2e.yaml", "--only-missing"]);
     assert!(out.contains("submitting 0"), "{out}");
-    std::fs::write(w.join("e2e.yaml"), e2e.replace("prior: [none, pixels]", "prior: [none, pixels, labels]")).unwrap();
+    std::fs::write(w.join("e2e.yaml"), e2e.replace("prior: [none, pixels]", "prior: [none, pixels, labels]").replace("{prior: pixels,", "{prior: [pixels, labels],")).unwrap();
     let out = gps(w, &["sweep", "submit", "e2e.yaml", "--only-missing"]);
     assert!(out.contains("submitting 1"), "{out}");
     let new_job = out.split("submitted array job ").nth(1).and_then(|s| s.split(':').next()).expect(&out).to_string();

@@ -50,7 +50,5 @@ pub fn prepare_all(runs: &[&PlannedRun]) -> Result<usize> {
 
 /// Fills the shared cache for one run's dataset, prior and k.
 fn prepare_cache(spec: &RunSpec) -> Result<()> {
-    // train::prepare lands with the training loop; until then each task prepares its own cache.
-    let _ = spec;
-    Ok(())
+    crate::train::prepare(spec)
 }

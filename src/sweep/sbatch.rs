@@ -37,6 +37,10 @@ pub fn array_range(tasks: usize, throttle: Option<u32>) -> String {
     range
 }
 
+/// libtorch starts one thread per core of the node unless told otherwise; a task gets only its
+/// `--cpus-per-task`, so tasks sharing a node would oversubscribe it.
+const THREADS: &str = "if [ -n \"${SLURM_CPUS_PER_TASK:-}\" ]; then export OMP_NUM_THREADS=\"${OMP_NUM_THREADS:-$SLURM_CPUS_PER_TASK}\"; fi\n";
+
 /// Per-task logs go to `slurm/<sweep>/logs/<array job>_<task>.out`, appended across requeues.
 pub fn render_array(job: &ArrayJob) -> Result<String> {
     let name = job.sweep_name;
@@ -54,6 +58,7 @@ pub fn render_array(job: &ArrayJob) -> Result<String> {
     }
     s.push_str("set -u\n");
     s.push_str(&format!("cd {} || exit 1\n", quoted_path(job.workdir)?));
+    s.push_str(THREADS);
     s.push_str("echo \"[gps] $(date -u +%FT%TZ) task ${SLURM_ARRAY_JOB_ID:-?}_${SLURM_ARRAY_TASK_ID} on $(hostname), restart ${SLURM_RESTART_COUNT:-0}\"\n");
     s.push_str(&format!(
         "exec {} task {} --index \"$SLURM_ARRAY_TASK_ID\" --manifest {}\n",
@@ -76,6 +81,7 @@ pub fn render_prepare(job: &ArrayJob) -> Result<String> {
     }
     s.push_str("set -u\n");
     s.push_str(&format!("cd {} || exit 1\n", quoted_path(job.workdir)?));
+    s.push_str(THREADS);
     s.push_str(&format!(
         "exec {} sweep prepare {} --manifest {}\n",
         quoted_path(job.gps_bin)?,
