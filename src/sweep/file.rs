@@ -85,10 +85,7 @@ impl SweepFile {
                     let value = json(value)?;
                     sweep.slurm = serde_json::from_value(if value.is_null() { Value::Object(Default::default()) } else { value })
                         .map_err(|e| anyhow!("{}: section `slurm`: {e}", at("slurm", "")))?;
-                    sweep.slurm.validate().map_err(|e| {
-                        let field = e.to_string().split('`').nth(1).unwrap_or("").trim_start_matches("slurm.").to_string();
-                        anyhow!("{}: {e}", at("slurm", &field))
-                    })?;
+                    sweep.slurm.validate().map_err(|e| anyhow!("{}: {e}", at("slurm", e.field)))?;
                 }
                 other => bail!("{}: unknown section `{other}`; a sweep file has: {SECTIONS}", at(other, "")),
             }

@@ -2,8 +2,21 @@
 //! every value is checked against a strict format before it gets there: a sweep file can ask for
 //! resources, never run commands.
 
-use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
+
+/// A `slurm:` value that failed its format check; `field` lets the caller point at its line.
+#[derive(Debug, thiserror::Error)]
+#[error("field `slurm.{field}`: {message}")]
+pub struct InvalidOption {
+    pub field: &'static str,
+    pub message: String,
+}
+
+type Result<T> = std::result::Result<T, InvalidOption>;
+
+fn invalid<T>(field: &'static str, message: String) -> Result<T> {
+    Err(InvalidOption { field, message })
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,13 +70,13 @@ impl SlurmOptions {
         for (field, value) in [("partition", &self.partition), ("account", &self.account), ("qos", &self.qos)] {
             if let Some(v) = value {
                 if v.is_empty() || !v.chars().all(name_chars) {
-                    bail!("field `slurm.{field}`: {v:?} may contain only letters, digits, `.`, `_` and `-`");
+                    return invalid(field, format!("{v:?} may contain only letters, digits, `.`, `_` and `-`"));
                 }
             }
         }
         if let Some(t) = &self.time {
             if !is_slurm_time(t) {
-                bail!("field `slurm.time`: {t:?} is not a SLURM time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)");
+                return invalid("time", format!("{t:?} is not a SLURM time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)"));
             }
         }
         if let Some(g) = &self.gres {
@@ -72,21 +85,21 @@ impl SlurmOptions {
                     !one.is_empty() && one.split(':').all(|p| !p.is_empty() && p.chars().all(name_chars))
                 });
             if !ok {
-                bail!("field `slurm.gres`: {g:?} is not a GRES list like `gpu:1` or `gpu:a100:2`");
+                return invalid("gres", format!("{g:?} is not a GRES list like `gpu:1` or `gpu:a100:2`"));
             }
         }
         if let Some(m) = &self.mem {
             let digits = m.trim_end_matches(['K', 'M', 'G', 'T']);
             let suffixes = m.len() - digits.len();
             if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || suffixes > 1 {
-                bail!("field `slurm.mem`: {m:?} is not a memory size like `16G` or `4000M`");
+                return invalid("mem", format!("{m:?} is not a memory size like `16G` or `4000M`"));
             }
         }
         if self.cpus == Some(0) {
-            bail!("field `slurm.cpus`: must be at least 1");
+            return invalid("cpus", "must be at least 1".into());
         }
         if self.throttle == Some(0) {
-            bail!("field `slurm.throttle`: must be at least 1 (tasks running at once)");
+            return invalid("throttle", "must be at least 1 (tasks running at once)".into());
         }
         for directive in &self.extra {
             check_extra(directive)?;
@@ -117,17 +130,17 @@ impl SlurmOptions {
 fn check_extra(directive: &str) -> Result<()> {
     let fix = "each entry of `slurm.extra` must be `--name=value` or `--flag`, the name in lower-case letters, digits and `-`, the value in letters, digits and `._:,@%/+=-`";
     let Some(body) = directive.strip_prefix("--") else {
-        bail!("field `slurm.extra`: {directive:?} does not start with `--`; {fix}");
+        return invalid("extra", format!("{directive:?} does not start with `--`; {fix}"));
     };
     let (name, value) = body.split_once('=').unwrap_or((body, ""));
     let name_ok = name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     let value_ok = value.chars().all(|c| c.is_ascii_alphanumeric() || "._:,@%/+=-".contains(c));
     if !name_ok || !value_ok || (body.contains('=') && value.is_empty()) {
-        bail!("field `slurm.extra`: {directive:?} is not allowed; {fix}");
+        return invalid("extra", format!("{directive:?} is not allowed; {fix}"));
     }
     if MANAGED.contains(&name) {
-        bail!("field `slurm.extra`: `--{name}` is set by gps itself (array, logs, requeue, dependencies); remove it");
+        return invalid("extra", format!("`--{name}` is set by gps itself (array, logs, requeue, dependencies); remove it"));
     }
     Ok(())
 }
