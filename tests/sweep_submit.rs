@@ -78,6 +78,28 @@ slurm:
     assert!(manifest.contains(&format!("0\t{id}\t")), "{manifest}");
 }
 
+/// On a machine without SLURM: status falls back to the project's records, submit refuses.
+#[test]
+fn without_slurm_status_degrades_and_submit_explains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    std::fs::write(w.join("s.yaml"), "name: nos\nbase: {epochs: 1, dataset: {path: missing.csv.gz, format: mnist-csv}}\ngrid: {seed: [1, 2]}\n").unwrap();
+    let (ok, out) = gps(w, &["sweep", "submit", "s.yaml", "--dry-run"]);
+    assert!(ok, "{out}");
+    // pretend that dry run had been submitted
+    std::fs::write(w.join("slurm/nos/sub-001/jobs.tsv"), "array\t999999\n").unwrap();
+    let empty_path = w.join("no-slurm-here");
+    std::fs::create_dir(&empty_path).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gps")).args(args).current_dir(w).env("PATH", &empty_path).output().unwrap();
+        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let (ok, out) = run(&["sweep", "status", "s.yaml"]);
+    assert!(ok && out.contains("warning: cannot ask SLURM") && out.contains("0 done, 0 running, 0 pending, 0 failed, 2 missing"), "{out}");
+    let (ok, out) = run(&["sweep", "submit", "s.yaml"]);
+    assert!(!ok && out.contains("`scontrol` is not on PATH") && out.contains("gps sweep run"), "{out}");
+}
+
 #[test]
 fn hostile_sweep_values_are_refused_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();

@@ -177,7 +177,7 @@ impl SweepCommand {
             SweepCommand::Status { sweep, format } => {
                 let (file, runs) = super::load(&sweep)?;
                 let workdir = std::env::current_dir()?;
-                let states = status::collect(&runs, &workdir, &file.name)?;
+                let states = status::collect(&runs, &workdir, &file.name, status::Queue::BestEffort)?;
                 let shown: Vec<Option<&status::RunState>> = states.iter().map(Some).collect();
                 print_runs(&runs, &shown, format);
                 if matches!(format, Format::Table) {

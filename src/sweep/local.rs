@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection: Selection) -> Result<()> {
     let workdir = std::env::current_dir().context("cannot read the current directory")?;
     let gps_bin = std::env::current_exe().context("cannot find the gps binary's own path")?;
-    let states = status::collect(runs, &workdir, &sweep.name)?;
+    let states = status::collect(runs, &workdir, &sweep.name, status::Queue::BestEffort)?;
     let chosen = select::select(runs, &states, selection);
     println!("{}: {} runs ({}); running {} here, {} at a time", sweep.path.display(), runs.len(), select::summary(&states), chosen.len(), jobs);
     if chosen.is_empty() {
@@ -85,7 +85,7 @@ pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection:
         }
     }
     if !failed.is_empty() {
-        let states = status::collect(runs, &workdir, &sweep.name)?;
+        let states = status::collect(runs, &workdir, &sweep.name, status::Queue::BestEffort)?;
         for run in &failed {
             if let Some(state) = states.get(run.index) {
                 eprintln!("  {} {}: {} {}", run.id, run.label(), state.word(), state.detail());

@@ -67,11 +67,32 @@ fn queue_view(subs: &[Submission], workdir: &Path, sweep_name: &str) -> Result<H
     Ok(view)
 }
 
+/// How to treat a SLURM that cannot be asked about submitted jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// Fail: deciding what to submit without knowing what is queued could submit runs twice.
+    Required,
+    /// Warn and go on with the project's own records (status, or a local run on a machine
+    /// that is not the cluster).
+    BestEffort,
+}
+
 /// The state of every run. SLURM is asked only when the sweep has been submitted.
-pub fn collect(runs: &[PlannedRun], workdir: &Path, sweep_name: &str) -> Result<Vec<RunState>> {
+pub fn collect(runs: &[PlannedRun], workdir: &Path, sweep_name: &str, queue: Queue) -> Result<Vec<RunState>> {
     let subs = submissions::list(workdir, sweep_name)?;
-    let queue = if subs.iter().any(|s| s.array_job.is_some()) { queue_view(&subs, workdir, sweep_name)? } else { HashMap::new() };
-    Ok(runs.iter().map(|run| state_of(run, queue.get(&run.id))).collect())
+    let view = if subs.iter().any(|s| s.array_job.is_some()) {
+        match (queue_view(&subs, workdir, sweep_name), queue) {
+            (Ok(view), _) => view,
+            (Err(e), Queue::Required) => return Err(e.context("cannot read the state of the submitted jobs")),
+            (Err(e), Queue::BestEffort) => {
+                eprintln!("warning: cannot ask SLURM about the submitted jobs ({e:#}); showing the project's own records only");
+                HashMap::new()
+            }
+        }
+    } else {
+        HashMap::new()
+    };
+    Ok(runs.iter().map(|run| state_of(run, view.get(&run.id))).collect())
 }
 
 fn state_of(run: &PlannedRun, queued: Option<&QueuedTask>) -> RunState {

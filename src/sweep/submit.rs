@@ -33,7 +33,7 @@ pub fn submit(sweep: &SweepFile, runs: &[PlannedRun], opts: &SubmitOptions) -> R
     let workdir = std::env::current_dir().context("cannot read the current directory")?;
     let sweep_file = std::fs::canonicalize(&sweep.path).with_context(|| format!("cannot resolve {}", sweep.path.display()))?;
     let gps_bin = std::env::current_exe().context("cannot find the gps binary's own path")?;
-    let states = status::collect(runs, &workdir, &sweep.name)?;
+    let states = status::collect(runs, &workdir, &sweep.name, status::Queue::Required)?;
     let chosen = select::select(runs, &states, opts.selection);
     println!("{}: {} runs ({}); submitting {}", sweep.path.display(), runs.len(), select::summary(&states), chosen.len());
     let mut out = Submitted::default();
