@@ -79,7 +79,9 @@ impl ReportArgs {
                     .filter(|c| *c != x && !(x == "strength" && *c == "augmentation"))
                     .map(String::from)
                     .collect();
-                let q = TableQuery { rows: series, cols: vec![x.to_string()], ..query.clone() };
+                // A filter on the x axis itself (`--where k=5` for the table) would leave one point.
+                let filters = query.filters.iter().filter(|(column, _)| column != x).cloned().collect();
+                let q = TableQuery { rows: series, cols: vec![x.to_string()], filters, ..query.clone() };
                 let t = table::build(&self.dir, &q)?;
                 let path = dir.join(file);
                 match plot::svg(&t, x) {
