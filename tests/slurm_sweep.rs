@@ -36,7 +36,7 @@ fn mnist() -> PathBuf {
 
 fn base(data: &Path, epochs: usize) -> String {
     format!(
-        "base:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 400, test_limit: 100}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: {epochs}\n  batch_size: 64\n  device: cpu\n  checkpoint_every: 1\n  eval: {{every_epochs: 1, knn_k: 5}}\nslurm: {{cpus: 1, mem: 1G, time: \"00:10:00\"}}\n",
+        "base:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 400, test_limit: 100}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: {epochs}\n  batch_size: 64\n  device: cpu\n  checkpoint_every: 1\n  eval: {{every_epochs: 1, knn_k: 5}}\nslurm: {{cpus: 1, mem: 1G, time: \"00:10:00\", gres: \"gpu:1\"}}\n",
         data.display()
     )
 }
