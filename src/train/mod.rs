@@ -107,7 +107,7 @@ mod tests {
     fn quadrants(n: i64, seed: i64) -> Dataset {
         tch::manual_seed(seed);
         let labels = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(4);
-        let mut images = Tensor::rand([n, 3, 16, 16], (Kind::Float, Device::Cpu)) * 0.3;
+        let images = Tensor::rand([n, 3, 16, 16], (Kind::Float, Device::Cpu)) * 0.3;
         for c in 0..4i64 {
             let (r, col) = ((c / 2) * 8, (c % 2) * 8);
             let mask = labels.eq(c).to_kind(Kind::Float).view([n, 1, 1, 1]) * 0.7;
