@@ -25,6 +25,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Samples per second of one run's training step (no evaluation): `warmup` untimed steps,
+    /// then `steps` timed ones.
+    Train {
+        /// The run spec (YAML), as `gps train` takes it.
+        spec: std::path::PathBuf,
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
+        #[arg(long, default_value_t = 60)]
+        steps: usize,
+    },
     /// Positives drawn per second for a batch of anchors from an N x k table (one thread).
     Sampler {
         #[arg(long, default_value_t = 50_000)]
@@ -89,6 +99,20 @@ impl BenchCommand {
                 println!("knn table  n={n} d={d} k={k} {metric:?}: {:9.1} ms", build_s * 1e3);
                 println!("bare GEMM  {n}x{d} @ {d}x{n}:        {:9.1} ms ({:.1} GFLOP/s)", gemm_s * 1e3, flops / gemm_s / 1e9);
                 println!("ratio build/GEMM: {:.3} (target <= 1.25 on CPU)", build_s / gemm_s);
+            }
+            BenchCommand::Train { spec, warmup, steps } => {
+                let run = crate::config::RunSpec::from_file(&spec)?;
+                let (sps, device) = crate::train::bench(&run, warmup, steps)?;
+                println!(
+                    "train step {} {} {} batch={} aug={} prior={} on {device}: {sps:.0} samples/s ({:.2} s per 50k-image epoch)",
+                    spec.display(),
+                    run.method.as_str(),
+                    serde_json::to_string(&run.backbone)?.trim_matches('"'),
+                    run.batch_size,
+                    run.augmentation_label(),
+                    run.prior,
+                    50_000.0 / sps
+                );
             }
             BenchCommand::Sampler { n, k, batch } => {
                 let mut rng = SplitMix64::new(1);

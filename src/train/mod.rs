@@ -87,6 +87,16 @@ pub fn run_prepared(spec: &RunSpec, opts: &TrainOptions, data: Prepared, device:
     Ok(trainer.outcome(started, resumed))
 }
 
+/// Samples per second of the training step of `spec` (see `Trainer::bench`), with the device name.
+pub fn bench(spec: &RunSpec, warmup: usize, steps: usize) -> Result<(f64, String)> {
+    spec.validate()?;
+    let device = crate::device::resolve(spec.device)?;
+    let data = prepare_on(spec, device)?;
+    let mut trainer = trainer::Trainer::new(spec, data, device)?;
+    let sps = trainer.bench(warmup, steps)?;
+    Ok((sps, crate::device::describe(device)))
+}
+
 /// Loads the data and computes the prior embedding and neighbour table into the shared cache,
 /// without training: a sweep runs this once per (dataset, prior, k) before its array tasks.
 pub fn prepare(spec: &RunSpec) -> Result<()> {
