@@ -138,6 +138,24 @@ fn cifar10_binary_round_trips_and_is_validated() {
 }
 
 #[test]
+fn cifar10_binary_train_split_reads_all_five_batches() {
+    // Five copies of the 10k test images stand in for data_batch_1..5 (5,000 per class overall).
+    let d = cifar_test();
+    let root = tempfile::tempdir().unwrap();
+    let order: Vec<i64> = (0..10_000).collect();
+    for b in 1..=5 {
+        write_cifar_bin(&root.path().join(format!("data_batch_{b}.bin")), &d, &order);
+    }
+    let train = data::decode(root.path(), DataFormat::Auto, Split::Train).unwrap();
+    assert_eq!(train.len(), 50_000);
+    assert_eq!(train.class_counts(), vec![5000; 10]);
+    assert!(train.images.narrow(0, 40_000, 10_000).equal(&d.images), "batch 5 is the last 10k records");
+    std::fs::remove_file(root.path().join("data_batch_3.bin")).unwrap();
+    let err = format!("{:#}", data::decode(root.path(), DataFormat::Cifar10Bin, Split::Train).unwrap_err());
+    assert!(err.contains("data_batch_3.bin"), "{err}");
+}
+
+#[test]
 fn cifar100_binary_uses_fine_labels_and_checks_size() {
     // 10k real images relabelled into 100 fine classes of 100 (label*10 + rank % 10).
     let d = cifar_test();
