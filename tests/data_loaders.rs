@@ -279,6 +279,24 @@ fn image_folder_directory_is_lossless_ordered_and_rebuilt_on_change() {
     assert!(loaded.images.equal(&d.images.index_select(0, &Tensor::from_slice(&order))), "PNG is lossless");
     assert_eq!(loaded.classes, d.classes);
 
+    // The same tree zipped under a top folder, with macOS junk entries, loads the same.
+    let zip_path = cache.path().join("tree.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for e in walkdir::WalkDir::new(root.path()).sort_by_file_name() {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let rel = e.path().strip_prefix(root.path()).unwrap().to_string_lossy().into_owned();
+            zip.start_file(format!("mydata/{rel}"), opts).unwrap();
+            zip.write_all(&std::fs::read(e.path()).unwrap()).unwrap();
+        }
+    }
+    zip.start_file("__MACOSX/mydata/train/airplane/._0000.png", opts).unwrap();
+    zip.write_all(b"resource fork").unwrap();
+    zip.finish().unwrap();
+    let zipped = data::load(&spec(&zip_path, DataFormat::Auto), Split::Train, cache.path()).unwrap();
+    assert_eq!(zipped.content_hash(), loaded.content_hash());
+
     // Replace one image: the cache notices and rebuilds.
     let first = order[0];
     let other = order[19];
