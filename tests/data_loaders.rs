@@ -243,6 +243,22 @@ fn medmnist_npz_loads_colour_and_grey() {
     assert_eq!(loaded.labels_vec(), d.labels_vec());
     assert_eq!(loaded.num_classes(), 10);
 
+    // np.savez_compressed writes deflated members: the same arrays, recompressed, load the same.
+    let compressed = dir.path().join("compressed.npz");
+    let mut src = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut dst = zip::ZipWriter::new(std::fs::File::create(&compressed).unwrap());
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..src.len() {
+        let mut member = src.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut member, &mut bytes).unwrap();
+        dst.start_file(member.name(), deflated).unwrap();
+        dst.write_all(&bytes).unwrap();
+    }
+    dst.finish().unwrap();
+    let from_compressed = data::decode(&compressed, DataFormat::MedmnistNpz, Split::Test).unwrap();
+    assert!(from_compressed.images.equal(&d.images));
+
     let grey = d.images.select(1, 0).contiguous(); // [N,H,W]
     Tensor::write_npz(&[("train_images", &grey), ("train_labels", &labels), ("test_images", &grey), ("test_labels", &labels)], &path).unwrap();
     assert_eq!(data::decode(&path, DataFormat::MedmnistNpz, Split::Test).unwrap().images.size(), vec![30, 1, 32, 32]);
