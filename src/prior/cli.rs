@@ -87,6 +87,8 @@ pub struct Purity {
     pub per_class: Vec<f64>,
     pub classes: Vec<String>,
     pub n: usize,
+    /// Embedding width.
+    pub dim: usize,
 }
 
 impl PriorCommand {
@@ -96,13 +98,14 @@ impl PriorCommand {
                 let start = std::time::Instant::now();
                 let p = inspect(&args)?;
                 println!(
-                    "purity@{} ({:?}) of prior `{}` on {} {} ({} images): {:.4}   [{:.1} s]",
+                    "purity@{} ({:?}) of prior `{}` on {} {} ({} images, {}-d): {:.4}   [{:.1} s]",
                     args.k,
                     args.metric,
                     args.prior,
                     args.dataset.display(),
                     args.split.as_str(),
                     p.n,
+                    p.dim,
                     p.overall,
                     start.elapsed().as_secs_f64()
                 );
@@ -142,5 +145,5 @@ pub fn inspect(args: &InspectArgs) -> Result<Purity> {
     let (emb, _hash) = super::embed_cached(&args.prior, &opts, &d, args.seed, &args.cache_dir, device)?;
     let table = crate::knn::build_table(&emb, args.k, args.metric, device).context("building the neighbour table")?;
     let (overall, per_class) = table.label_purity(&d.labels_vec(), d.num_classes());
-    Ok(Purity { overall, per_class, classes: d.classes.clone(), n: d.len() })
+    Ok(Purity { overall, per_class, classes: d.classes.clone(), n: d.len(), dim: emb.size()[1] as usize })
 }
