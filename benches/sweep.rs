@@ -1,1 +1,72 @@
-fn main() {}
+//! Sweep-side speed targets (performance.md): expanding a 10,000-run grid in under 100 ms, and
+//! `gps report` over 10,000 result files in under 2 s.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gps_ssl::config::RunSpec;
+use gps_ssl::results::row::{self, ResultRow};
+use gps_ssl::results::table::{self, TableQuery};
+use gps_ssl::sweep::{SweepFile, expand};
+use gps_ssl::train::RunOutcome;
+use std::path::Path;
+use std::time::Duration;
+
+/// 5 methods x 4 priors x 5 k x 5 strengths x 20 seeds = 10,000 runs.
+const GRID: &str = "\
+name: bench
+base: {epochs: 200, dataset: {name: cifar10}}
+grid:
+  method: [simclr, byol, vicreg, barlow-twins, nnclr]
+  prior: [none, pixels, autoencoder, imagenet-mobilenetv2]
+  k: [1, 2, 5, 10, 20]
+  augmentation.strength: [0.0, 0.25, 0.5, 0.75, 1.0]
+  seed: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+";
+
+fn bench_expand(c: &mut Criterion) {
+    let sweep = SweepFile::parse(Path::new("bench.yaml"), GRID).unwrap();
+    assert_eq!(expand(&sweep).unwrap().len(), 10_000);
+    c.bench_function("expand 10k-run grid", |b| b.iter(|| expand(&sweep).unwrap()));
+}
+
+fn bench_report(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = SweepFile::parse(Path::new("bench.yaml"), GRID).unwrap();
+    let runs = expand(&sweep).unwrap();
+    for (i, run) in runs.iter().enumerate() {
+        let mut spec: RunSpec = run.spec.clone();
+        spec.output_dir = dir.path().to_path_buf();
+        let acc = 0.5 + (i % 37) as f64 / 100.0;
+        let outcome = RunOutcome {
+            probe_top1_best: acc,
+            probe_top1_last: acc,
+            best_epoch: 199,
+            knn_top1: acc,
+            positive_purity: 0.5,
+            final_loss: 1.0,
+            epoch_losses: vec![1.0; 200],
+            epoch_probe_top1: vec![acc; 200],
+            epochs: 200,
+            steps: 39_000,
+            wall_s: 600.0,
+            train_s: 580.0,
+            samples_per_s: 17_000.0,
+            device: "NVIDIA H100".into(),
+            resumed_from_epoch: None,
+        };
+        row::write_row(dir.path(), &ResultRow::new("bench", &spec, &outcome)).unwrap();
+    }
+    let query = TableQuery {
+        rows: vec!["method".into(), "augmentation".into()],
+        cols: vec!["dataset".into(), "prior".into()],
+        metric: "probe_top1_best".into(),
+        filters: vec![],
+    };
+    assert_eq!(table::build(dir.path(), &query).unwrap().runs, 10_000);
+    let mut group = c.benchmark_group("report");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group.bench_function("table over 10k result files", |b| b.iter(|| table::build(dir.path(), &query).unwrap()));
+    group.finish();
+}
+
+criterion_group!(benches, bench_expand, bench_report);
+criterion_main!(benches);

@@ -41,14 +41,16 @@ fn find_weights(dirs: &[PathBuf]) -> Result<PathBuf> {
     )
 }
 
+/// The weights are looked up when embedding, not when building the prior, so a run whose
+/// neighbour table is already cached (a GPU job after a CPU preparation job) needs no weights.
 pub struct MobileNetV2Prior {
-    weights: PathBuf,
+    cache_dir: PathBuf,
     input_size: u32,
 }
 
 impl MobileNetV2Prior {
     pub fn new(input_size: Option<u32>, cache_dir: &Path) -> Result<MobileNetV2Prior> {
-        Ok(MobileNetV2Prior { weights: mobilenet_weights_path(cache_dir)?, input_size: input_size.unwrap_or(DEFAULT_INPUT_SIZE) })
+        Ok(MobileNetV2Prior { cache_dir: cache_dir.to_path_buf(), input_size: input_size.unwrap_or(DEFAULT_INPUT_SIZE) })
     }
 }
 
@@ -65,8 +67,9 @@ impl Prior for MobileNetV2Prior {
         let mut vs = nn::VarStore::new(device);
         let net = features(&vs.root());
         vs.freeze(); // frozen first: loading copies into the variables in place
-        vs.read_safetensors(&self.weights)
-            .with_context(|| format!("loading {} (re-run scripts/fetch-mobilenet.sh if it is damaged)", self.weights.display()))?;
+        let weights = mobilenet_weights_path(&self.cache_dir)?;
+        vs.read_safetensors(&weights)
+            .with_context(|| format!("loading {} (re-run scripts/fetch-mobilenet.sh if it is damaged)", weights.display()))?;
         let mean = Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]).to_device(device);
         let std = Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]).to_device(device);
         embed_in_batches(&train.images, |batch| {

@@ -66,8 +66,7 @@ pub fn embed_cached(
     device: Device,
 ) -> Result<(Tensor, String)> {
     let embedder = make(prior, opts, seed, cache_dir)?;
-    let key = format!("v{PRIOR_CACHE_VERSION}|{}|{}", train.content_hash(), embedder.key());
-    let hash: String = Sha256::digest(key.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hash = hash_of(embedder.as_ref(), train);
     let path = embedding_path(cache_dir, &hash);
     if path.exists() {
         match read_embedding(&path, train.len()) {
@@ -81,6 +80,17 @@ pub fn embed_cached(
     crate::knn::write_atomically(&path, |tmp| Tensor::write_safetensors(&[("embedding", emb.shallow_clone())], tmp).map_err(Into::into))
         .with_context(|| format!("writing prior cache {}", path.display()))?;
     Ok((emb, hash))
+}
+
+/// The cache key of `prior` on `train` (what `embed_cached` returns with the embedding), without
+/// computing the embedding: callers holding a neighbour table for this key can skip the prior.
+pub fn cache_hash(prior: &PriorSpec, opts: &PriorOptions, train: &Dataset, seed: u64, cache_dir: &Path) -> Result<String> {
+    Ok(hash_of(make(prior, opts, seed, cache_dir)?.as_ref(), train))
+}
+
+fn hash_of(embedder: &dyn Prior, train: &Dataset) -> String {
+    let key = format!("v{PRIOR_CACHE_VERSION}|{}|{}", train.content_hash(), embedder.key());
+    Sha256::digest(key.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn embedding_path(cache_dir: &Path, hash: &str) -> PathBuf {

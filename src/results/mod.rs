@@ -1,2 +1,7 @@
-//! Result rows (one Parquet file per run) and paper-style reports.
+//! Result rows (one Parquet file per run, written atomically; failure records beside them) and
+//! paper-style reports over them (Markdown, LaTeX, CSV tables and SVG plots).
 pub mod cli;
+pub mod plot;
+pub mod render;
+pub mod row;
+pub mod table;

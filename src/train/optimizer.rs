@@ -117,9 +117,10 @@ fn lars_update(p: &Tensor, g: &Tensor, buf: &Tensor, lr: f64, wd: f64, momentum:
         scaled.where_self(&ok, &g)
     };
     let mut buf = buf.shallow_clone();
-    let _ = buf.mul_(momentum).add_(&d);
+    buf *= momentum;
+    buf += &d;
     let mut p = p.shallow_clone();
-    let _ = p.add_(&(&buf * (-lr)));
+    p -= &buf * lr;
 }
 
 /// AdamW (β = 0.9, 0.999), decoupled weight decay, none on 1-D tensors.
@@ -128,14 +129,16 @@ fn adamw_update(p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, lr: f64, wd: f64
     let g = g.to_kind(Kind::Float);
     let mut p = p.shallow_clone();
     if p.dim() != 1 && wd > 0.0 {
-        let _ = p.mul_(1.0 - lr * wd);
+        p *= 1.0 - lr * wd;
     }
     let (mut m, mut v) = (m.shallow_clone(), v.shallow_clone());
-    let _ = m.mul_(b1).add_(&(&g * (1.0 - b1)));
-    let _ = v.mul_(b2).add_(&(g.square() * (1.0 - b2)));
+    m *= b1;
+    m += &g * (1.0 - b1);
+    v *= b2;
+    v += g.square() * (1.0 - b2);
     let mhat = &m / (1.0 - b1.powi(t as i32));
     let vhat = &v / (1.0 - b2.powi(t as i32));
-    let _ = p.add_(&(mhat / (vhat.sqrt() + EPS) * (-lr)));
+    p -= mhat / (vhat.sqrt() + EPS) * lr;
 }
 
 #[cfg(test)]

@@ -1,0 +1,152 @@
+//! A `Table` as Markdown (stdout), LaTeX (booktabs) or CSV (one line per cell, for other tools).
+//! Accuracies are percentages with two decimals; the best cell of each column is bold.
+
+use super::table::{Cell, Table, higher_is_better, is_fraction};
+
+/// Header text of a column key: the `none` prior reads `baseline`, any other prior `GPS <prior>`.
+fn col_title(table: &Table, key: &[String]) -> String {
+    table
+        .query
+        .cols
+        .iter()
+        .zip(key)
+        .map(|(name, value)| match (name.as_str(), value.as_str()) {
+            ("prior", "none") => "baseline".to_string(),
+            ("prior", p) => format!("GPS {p}"),
+            ("k" | "seed" | "epochs", v) => format!("{name}={v}"),
+            (_, v) => v.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn scale(table: &Table) -> f64 {
+    if is_fraction(&table.query.metric) { 100.0 } else { 1.0 }
+}
+
+/// Index of the best row in each column.
+fn best_rows(table: &Table) -> Vec<Option<usize>> {
+    let higher = higher_is_better(&table.query.metric);
+    (0..table.col_keys.len())
+        .map(|c| {
+            let mut best: Option<(usize, f64)> = None;
+            for (r, row) in table.cells.iter().enumerate() {
+                if let Some(cell) = row[c] {
+                    let better = best.is_none_or(|(_, b)| if higher { cell.mean > b } else { cell.mean < b });
+                    if better {
+                        best = Some((r, cell.mean));
+                    }
+                }
+            }
+            best.map(|(r, _)| r)
+        })
+        .collect()
+}
+
+fn number(table: &Table, cell: &Cell, pm: &str) -> String {
+    let s = scale(table);
+    match cell.std {
+        Some(std) => format!("{:.2}{pm}{:.2}", cell.mean * s, std * s),
+        None => format!("{:.2}", cell.mean * s),
+    }
+}
+
+fn caption(table: &Table) -> String {
+    let unit = if is_fraction(&table.query.metric) { "%, " } else { "" };
+    let filters: Vec<String> = table.query.filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "{} ({unit}mean ± std over seeds, n runs); best per column in bold; {} runs{}{}",
+        table.query.metric,
+        table.runs,
+        if filters.is_empty() { String::new() } else { format!(" where {}", filters.join(", ")) },
+        if table.failed > 0 { format!("; {} failed runs not shown (see `gps sweep status`)", table.failed) } else { String::new() }
+    )
+}
+
+pub fn markdown(table: &Table) -> String {
+    let best = best_rows(table);
+    let mut out = format!("{}\n\n", caption(table));
+    let mut header: Vec<String> = table.query.rows.clone();
+    header.extend(table.col_keys.iter().map(|k| col_title(table, k)));
+    out.push_str(&format!("| {} |\n", header.join(" | ")));
+    let aligns: Vec<&str> = header.iter().enumerate().map(|(i, _)| if i < table.query.rows.len() { "---" } else { "---:" }).collect();
+    out.push_str(&format!("|{}|\n", aligns.join("|")));
+    for (r, key) in table.row_keys.iter().enumerate() {
+        let mut cells: Vec<String> = key.clone();
+        for (c, cell) in table.cells[r].iter().enumerate() {
+            cells.push(match cell {
+                None => "–".into(),
+                Some(cell) => {
+                    let text = format!("{} (n={})", number(table, cell, " ± "), cell.n);
+                    if best[c] == Some(r) { format!("**{text}**") } else { text }
+                }
+            });
+        }
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
+fn tex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for ch in s.chars() {
+        match ch {
+            '_' | '&' | '%' | '#' | '$' | '{' | '}' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '~' => out.push_str(r"\textasciitilde{}"),
+            '^' => out.push_str(r"\textasciicircum{}"),
+            '\\' => out.push_str(r"\textbackslash{}"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn latex(table: &Table) -> String {
+    let best = best_rows(table);
+    let nrow = table.query.rows.len();
+    let mut out = format!("% {}\n", caption(table));
+    out.push_str(&format!("\\begin{{tabular}}{{{}{}}}\n\\toprule\n", "l".repeat(nrow), "r".repeat(table.col_keys.len())));
+    let mut header: Vec<String> = table.query.rows.iter().map(|h| tex_escape(h)).collect();
+    header.extend(table.col_keys.iter().map(|k| tex_escape(&col_title(table, k))));
+    out.push_str(&format!("{} \\\\\n\\midrule\n", header.join(" & ")));
+    for (r, key) in table.row_keys.iter().enumerate() {
+        let mut cells: Vec<String> = key.iter().map(|k| tex_escape(k)).collect();
+        for (c, cell) in table.cells[r].iter().enumerate() {
+            cells.push(match cell {
+                None => "--".into(),
+                Some(cell) => {
+                    let text = number(table, cell, r" \pm ");
+                    if best[c] == Some(r) { format!(r"$\mathbf{{{text}}}$") } else { format!("${text}$") }
+                }
+            });
+        }
+        out.push_str(&format!("{} \\\\\n", cells.join(" & ")));
+    }
+    out.push_str("\\bottomrule\n\\end{tabular}\n");
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// One line per cell: the keys, then mean, std and n (in the metric's own unit, not percent).
+pub fn csv(table: &Table) -> String {
+    let mut header: Vec<String> = table.query.rows.iter().chain(&table.query.cols).cloned().collect();
+    header.extend(["mean".into(), "std".into(), "n".into()]);
+    let mut out = format!("{}\n", header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+    for (r, rkey) in table.row_keys.iter().enumerate() {
+        for (c, ckey) in table.col_keys.iter().enumerate() {
+            let Some(cell) = table.cells[r][c] else { continue };
+            let mut fields: Vec<String> = rkey.iter().chain(ckey).map(|k| csv_field(k)).collect();
+            fields.push(cell.mean.to_string());
+            fields.push(cell.std.map(|s| s.to_string()).unwrap_or_default());
+            fields.push(cell.n.to_string());
+            out.push_str(&format!("{}\n", fields.join(",")));
+        }
+    }
+    out
+}

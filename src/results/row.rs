@@ -1,0 +1,259 @@
+//! One finished run as one row: the resolved spec's table keys, the metrics, timings, device and
+//! code revision. Written as its own Parquet file so that any number of tasks can finish at once
+//! without sharing a file (no locks, no lost or torn rows).
+
+use crate::config::RunSpec;
+use crate::train::RunOutcome;
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow {
+    pub run_id: String,
+    pub sweep: String,
+    pub status: String,
+    pub dataset: String,
+    pub method: String,
+    pub prior: String,
+    pub k: i64,
+    pub augmentation: String,
+    pub strength: Option<f64>,
+    pub seed: i64,
+    pub backbone: String,
+    pub epochs: i64,
+    pub batch_size: i64,
+    /// The spec's base learning rate; None: the method's default.
+    pub lr: Option<f64>,
+    pub probe_top1_best: f64,
+    pub probe_top1_last: f64,
+    pub best_epoch: i64,
+    pub knn_top1: f64,
+    pub positive_purity: f64,
+    pub final_loss: f64,
+    pub epoch_losses: Vec<f64>,
+    /// Probe top-1 after each epoch (NaN where the epoch was not evaluated).
+    pub epoch_probe_top1: Vec<f64>,
+    /// Optimizer steps done (the same for a resumed run as for an uninterrupted one).
+    pub steps: i64,
+    pub wall_s: f64,
+    pub train_s: f64,
+    pub samples_per_s: f64,
+    pub device: String,
+    pub resumed_from_epoch: Option<i64>,
+    pub git_rev: String,
+    pub finished_at: String,
+    pub spec_json: String,
+}
+
+/// `serde` name of an enum value (`resnet18`, `small-cnn`): the same words the YAML uses.
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+impl ResultRow {
+    pub fn new(sweep: &str, spec: &RunSpec, outcome: &RunOutcome) -> ResultRow {
+        ResultRow {
+            run_id: spec.run_id(),
+            sweep: sweep.to_string(),
+            status: "ok".into(),
+            dataset: spec.dataset.name.clone(),
+            method: spec.method.as_str().into(),
+            prior: spec.prior.to_string(),
+            k: spec.k as i64,
+            augmentation: spec.augmentation_label(),
+            strength: spec.augmentation.strength,
+            seed: spec.seed as i64,
+            backbone: serde_name(&spec.backbone),
+            epochs: spec.epochs as i64,
+            batch_size: spec.batch_size as i64,
+            lr: spec.optimizer.lr,
+            probe_top1_best: outcome.probe_top1_best,
+            probe_top1_last: outcome.probe_top1_last,
+            best_epoch: outcome.best_epoch as i64,
+            knn_top1: outcome.knn_top1,
+            positive_purity: outcome.positive_purity,
+            final_loss: outcome.final_loss,
+            epoch_losses: outcome.epoch_losses.clone(),
+            epoch_probe_top1: outcome.epoch_probe_top1.clone(),
+            steps: outcome.steps as i64,
+            wall_s: outcome.wall_s,
+            train_s: outcome.train_s,
+            samples_per_s: outcome.samples_per_s,
+            device: outcome.device.clone(),
+            resumed_from_epoch: outcome.resumed_from_epoch.map(|e| e as i64),
+            git_rev: git_revision(),
+            finished_at: now_rfc3339(),
+            spec_json: serde_json::to_string(spec).expect("RunSpec serialises"),
+        }
+    }
+
+    /// The row as a one-row frame with fixed column types (nullable columns stay Float64/Int64
+    /// even when null, so files from different runs always scan together).
+    pub fn to_frame(&self) -> Result<DataFrame> {
+        let s = |name: &str, v: &str| Column::new(name.into(), [v]);
+        let f = |name: &str, v: f64| Column::new(name.into(), [v]);
+        let i = |name: &str, v: i64| Column::new(name.into(), [v]);
+        let losses = Series::new("".into(), &self.epoch_losses);
+        let probes = Series::new("".into(), &self.epoch_probe_top1);
+        let columns = vec![
+            s("run_id", &self.run_id),
+            s("sweep", &self.sweep),
+            s("status", &self.status),
+            s("dataset", &self.dataset),
+            s("method", &self.method),
+            s("prior", &self.prior),
+            i("k", self.k),
+            s("augmentation", &self.augmentation),
+            Column::new("strength".into(), [self.strength]),
+            i("seed", self.seed),
+            s("backbone", &self.backbone),
+            i("epochs", self.epochs),
+            i("batch_size", self.batch_size),
+            Column::new("lr".into(), [self.lr]),
+            f("probe_top1_best", self.probe_top1_best),
+            f("probe_top1_last", self.probe_top1_last),
+            i("best_epoch", self.best_epoch),
+            f("knn_top1", self.knn_top1),
+            f("positive_purity", self.positive_purity),
+            f("final_loss", self.final_loss),
+            Column::new("epoch_losses".into(), [losses]),
+            Column::new("epoch_probe_top1".into(), [probes]),
+            i("steps", self.steps),
+            f("wall_s", self.wall_s),
+            f("train_s", self.train_s),
+            f("samples_per_s", self.samples_per_s),
+            s("device", &self.device),
+            Column::new("resumed_from_epoch".into(), [self.resumed_from_epoch]),
+            s("git_rev", &self.git_rev),
+            s("finished_at", &self.finished_at),
+            s("spec_json", &self.spec_json),
+        ];
+        Ok(DataFrame::new(1, columns)?)
+    }
+}
+
+/// `results/<sweep>/runs/`.
+pub fn runs_dir(output_dir: &Path) -> PathBuf {
+    output_dir.join("runs")
+}
+
+pub fn row_path(output_dir: &Path, run_id: &str) -> PathBuf {
+    runs_dir(output_dir).join(format!("{run_id}.parquet"))
+}
+
+pub fn failure_path(output_dir: &Path, run_id: &str) -> PathBuf {
+    runs_dir(output_dir).join(format!("{run_id}.failed.json"))
+}
+
+/// Writes the row to `<output_dir>/runs/<run id>.parquet` through a temp file in the same folder
+/// and a rename, so a reader never sees half a file and two writers of one run never mix bytes
+/// (the last complete file wins). Removes the run's failure record, if an earlier attempt left one.
+pub fn write_row(output_dir: &Path, row: &ResultRow) -> Result<PathBuf> {
+    let target = row_path(output_dir, &row.run_id);
+    let mut frame = row.to_frame()?;
+    write_atomically(&target, |file| {
+        ParquetWriter::new(file).finish(&mut frame)?;
+        Ok(())
+    })?;
+    let failed = failure_path(output_dir, &row.run_id);
+    if failed.exists() {
+        std::fs::remove_file(&failed).with_context(|| format!("cannot remove stale failure record {}", failed.display()))?;
+    }
+    Ok(target)
+}
+
+/// A run that ended in an error: kept next to the rows so a failure is never silently dropped.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FailureRecord {
+    pub run_id: String,
+    pub sweep: String,
+    pub status: String,
+    pub error: String,
+    /// `<array job>_<task>` under SLURM, `local` otherwise.
+    pub job: String,
+    pub git_rev: String,
+    pub finished_at: String,
+    pub spec: serde_json::Value,
+}
+
+impl FailureRecord {
+    pub fn new(sweep: &str, spec: &RunSpec, error: &anyhow::Error) -> FailureRecord {
+        let job = match (std::env::var("SLURM_ARRAY_JOB_ID"), std::env::var("SLURM_ARRAY_TASK_ID")) {
+            (Ok(j), Ok(t)) => format!("{j}_{t}"),
+            _ => std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "local".into()),
+        };
+        FailureRecord {
+            run_id: spec.run_id(),
+            sweep: sweep.to_string(),
+            status: "failed".into(),
+            error: format!("{error:#}"),
+            job,
+            git_rev: git_revision(),
+            finished_at: now_rfc3339(),
+            spec: serde_json::to_value(spec).expect("RunSpec serialises"),
+        }
+    }
+}
+
+pub fn write_failure(output_dir: &Path, record: &FailureRecord) -> Result<PathBuf> {
+    let target = failure_path(output_dir, &record.run_id);
+    let json = serde_json::to_vec_pretty(record)?;
+    write_atomically(&target, |file| {
+        use std::io::Write;
+        file.write_all(&json)?;
+        Ok(())
+    })?;
+    Ok(target)
+}
+
+pub fn read_failure(path: &Path) -> Result<FailureRecord> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read failure record {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("failure record {} is not valid JSON", path.display()))
+}
+
+/// Writes through `<target>.tmp-<pid>-<n>` in the target's folder (same filesystem), syncs, then
+/// renames over the target.
+fn write_atomically(target: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = target.parent().context("result path has no folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create results folder {}", dir.display()))?;
+    let name = target.file_name().context("result path has no file name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let result = (|| -> Result<()> {
+        let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        write(&mut file).with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, target).with_context(|| format!("cannot rename {} to {}", tmp.display(), target.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `git describe --always --dirty` of the working directory, or `unknown` outside a repository.
+pub fn git_revision() -> String {
+    static REV: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    REV.get_or_init(|| {
+        std::process::Command::new("git")
+            .args(["describe", "--always", "--dirty", "--abbrev=12"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    })
+    .clone()
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,200 @@
+//! The sweep file: `base` (a run spec), `grid` (axes to value lists), `zip` (axes varied together),
+//! `exclude` (rules that drop runs), `slurm` (resources). Parsed by hand from the YAML tree rather
+//! than with a derived struct, because the grid's axis order decides the runs' order and every
+//! error must name the file, the line and the field.
+
+use super::slurm_options::SlurmOptions;
+use super::source_lines::locate;
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// One axis of the product: a single grid key, or a zip group whose keys move together.
+#[derive(Debug, Clone)]
+pub struct Axis {
+    /// Dotted run-spec paths set by this axis.
+    pub keys: Vec<String>,
+    /// Each choice gives one value per key.
+    pub choices: Vec<Vec<Value>>,
+    /// `grid` or `zip`, for error messages.
+    pub section: &'static str,
+}
+
+/// A rule of `exclude:`: a run is dropped when every path matches one of the listed values.
+pub type ExcludeRule = Vec<(String, Vec<Value>)>;
+
+#[derive(Debug, Clone)]
+pub struct SweepFile {
+    pub path: PathBuf,
+    pub text: String,
+    /// `name:` or the file stem; names slurm/<name>/ and results/<name>/.
+    pub name: String,
+    pub base: Value,
+    pub axes: Vec<Axis>,
+    pub exclude: Vec<ExcludeRule>,
+    pub slurm: SlurmOptions,
+}
+
+const SECTIONS: &str = "name, description, base, grid, zip, exclude, slurm";
+
+impl SweepFile {
+    pub fn load(path: &Path) -> Result<SweepFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read sweep file {} (check the path)", path.display()))?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<SweepFile> {
+        let at = |section: &str, field: &str| match locate(text, section, field) {
+            Some(line) => format!("{}, line {line}", path.display()),
+            None => path.display().to_string(),
+        };
+        let doc: serde_norway::Value =
+            serde_norway::from_str(text).with_context(|| format!("{}: not valid YAML", path.display()))?;
+        let serde_norway::Value::Mapping(top) = doc else {
+            bail!("{}: a sweep file is a mapping with the sections {SECTIONS}", path.display());
+        };
+        let mut sweep = SweepFile {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            name: String::new(),
+            base: Value::Object(Default::default()),
+            axes: Vec::new(),
+            exclude: Vec::new(),
+            slurm: SlurmOptions::default(),
+        };
+        let mut name = None;
+        for (key, value) in top {
+            let key = key.as_str().map(str::to_string).unwrap_or_else(|| format!("{key:?}"));
+            let json = |v: serde_norway::Value| -> Result<Value> {
+                serde_json::to_value(v).with_context(|| format!("{}: section `{key}`", at(&key, "")))
+            };
+            match key.as_str() {
+                "name" => name = Some(value.as_str().map(str::to_string).ok_or_else(|| anyhow!("{}: `name` must be a string", at("name", "")))?),
+                "description" => {}
+                "base" => {
+                    sweep.base = json(value)?;
+                    if !sweep.base.is_object() && !sweep.base.is_null() {
+                        bail!("{}: `base` must be a run spec (a mapping of fields, as `gps train` takes)", at("base", ""));
+                    }
+                }
+                "grid" => sweep.axes.extend(parse_grid(value, &|f| at("grid", f))?),
+                "zip" => sweep.axes.extend(parse_zip(value, &|f| at("zip", f))?),
+                "exclude" => sweep.exclude = parse_exclude(json(value)?, &|f| at("exclude", f))?,
+                "slurm" => {
+                    let value = json(value)?;
+                    sweep.slurm = serde_json::from_value(if value.is_null() { Value::Object(Default::default()) } else { value })
+                        .map_err(|e| anyhow!("{}: section `slurm`: {e}", at("slurm", "")))?;
+                    sweep.slurm.validate().map_err(|e| {
+                        let field = e.to_string().split('`').nth(1).unwrap_or("").trim_start_matches("slurm.").to_string();
+                        anyhow!("{}: {e}", at("slurm", &field))
+                    })?;
+                }
+                other => bail!("{}: unknown section `{other}`; a sweep file has: {SECTIONS}", at(other, "")),
+            }
+        }
+        sweep.name = match name {
+            Some(n) => n,
+            None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
+        let name_ok = !sweep.name.is_empty()
+            && !sweep.name.starts_with('.')
+            && sweep.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !name_ok {
+            bail!(
+                "{}: sweep name {:?} (from `name:` or the file name) may contain only letters, digits, `.`, `_` and `-`: it names the slurm/ and results/ folders",
+                at("name", ""),
+                sweep.name
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for axis in &sweep.axes {
+            for key in &axis.keys {
+                if !seen.insert(key.clone()) {
+                    bail!("{}: `{key}` is varied twice (in `grid` and/or `zip`); keep one", at(axis.section, key));
+                }
+            }
+        }
+        Ok(sweep)
+    }
+}
+
+fn list_of(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        one => vec![one],
+    }
+}
+
+/// The entries of a YAML mapping in file order (the order decides the order of the runs).
+fn entries(value: serde_norway::Value) -> Option<Vec<(String, Value)>> {
+    let serde_norway::Value::Mapping(map) = value else { return None };
+    map.into_iter()
+        .map(|(k, v)| Some((k.as_str()?.to_string(), serde_json::to_value(v).ok()?)))
+        .collect()
+}
+
+fn parse_grid(value: serde_norway::Value, at: &dyn Fn(&str) -> String) -> Result<Vec<Axis>> {
+    let Some(map) = entries(value) else {
+        bail!("{}: `grid` must map field paths to lists of values, e.g. `k: [5, 10]`", at(""));
+    };
+    let mut axes = Vec::new();
+    for (key, values) in map {
+        let choices = list_of(values);
+        if choices.is_empty() {
+            bail!("{}: grid axis `{key}` has no values", at(&key));
+        }
+        axes.push(Axis { keys: vec![key], choices: choices.into_iter().map(|v| vec![v]).collect(), section: "grid" });
+    }
+    Ok(axes)
+}
+
+fn parse_zip(value: serde_norway::Value, at: &dyn Fn(&str) -> String) -> Result<Vec<Axis>> {
+    let groups = match value {
+        serde_norway::Value::Sequence(groups) => groups,
+        one @ serde_norway::Value::Mapping(_) => vec![one],
+        _ => bail!("{}: `zip` is a list of groups, each mapping field paths to lists of equal length", at("")),
+    };
+    let mut axes = Vec::new();
+    for group in groups {
+        let Some(map) = entries(group) else {
+            bail!("{}: each `zip` group maps field paths to lists of equal length", at(""));
+        };
+        let mut keys = Vec::new();
+        let mut columns = Vec::new();
+        for (key, values) in map {
+            let values = list_of(values);
+            if let Some(first) = columns.first().map(Vec::len) {
+                if values.len() != first {
+                    bail!("{}: zip group: `{key}` has {} values but `{}` has {first}; zipped lists must have equal length", at(&key), values.len(), keys[0]);
+                }
+            }
+            if values.is_empty() {
+                bail!("{}: zip axis `{key}` has no values", at(&key));
+            }
+            keys.push(key);
+            columns.push(values);
+        }
+        if keys.is_empty() {
+            bail!("{}: empty `zip` group", at(""));
+        }
+        let choices = (0..columns[0].len()).map(|i| columns.iter().map(|c| c[i].clone()).collect()).collect();
+        axes.push(Axis { keys, choices, section: "zip" });
+    }
+    Ok(axes)
+}
+
+fn parse_exclude(value: Value, at: &dyn Fn(&str) -> String) -> Result<Vec<ExcludeRule>> {
+    let rules = match value {
+        Value::Array(rules) => rules,
+        Value::Null => Vec::new(),
+        one => vec![one],
+    };
+    rules
+        .into_iter()
+        .map(|rule| match rule {
+            Value::Object(map) if !map.is_empty() => Ok(map.into_iter().map(|(k, v)| (k, list_of(v))).collect()),
+            _ => bail!("{}: each `exclude` rule maps field paths to a value or a list of values, e.g. `{{prior: none, k: 10}}`", at("")),
+        })
+        .collect()
+}

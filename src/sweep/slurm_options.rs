@@ -1,0 +1,200 @@
+//! The `slurm:` section of a sweep file. Everything here ends up in a generated shell script, so
+//! every value is checked against a strict format before it gets there: a sweep file can ask for
+//! resources, never run commands.
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// Wall-clock limit per task: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`.
+    pub time: Option<String>,
+    /// Generic resources per task, e.g. `gpu:1` or `gpu:a100:1`.
+    pub gres: Option<String>,
+    /// CPUs per task.
+    pub cpus: Option<u32>,
+    /// Memory per node: a number with an optional K/M/G/T suffix.
+    pub mem: Option<String>,
+    /// At most this many array tasks run at once (`--array=0-N%throttle`).
+    pub throttle: Option<u32>,
+    /// Seconds before the time limit at which SLURM sends USR1: the task checkpoints and requeues.
+    pub signal_before: u32,
+    /// Further `#SBATCH` directives, each `--name=value` or `--flag`.
+    pub extra: Vec<String>,
+}
+
+impl Default for SlurmOptions {
+    fn default() -> Self {
+        SlurmOptions {
+            partition: None,
+            account: None,
+            qos: None,
+            time: None,
+            gres: None,
+            cpus: None,
+            mem: None,
+            throttle: None,
+            signal_before: 120,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// Directives gps writes itself; a sweep file setting them would break the array, logs or requeue.
+const MANAGED: &[&str] = &[
+    "array", "output", "error", "open-mode", "chdir", "job-name", "dependency", "wrap", "signal", "requeue",
+    "no-requeue", "parsable", "input", "export",
+];
+
+impl SlurmOptions {
+    /// Checks every field's format; the message names the field (`slurm.<field>`) and the format.
+    pub fn validate(&self) -> Result<()> {
+        let name_chars = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        for (field, value) in [("partition", &self.partition), ("account", &self.account), ("qos", &self.qos)] {
+            if let Some(v) = value {
+                if v.is_empty() || !v.chars().all(name_chars) {
+                    bail!("field `slurm.{field}`: {v:?} may contain only letters, digits, `.`, `_` and `-`");
+                }
+            }
+        }
+        if let Some(t) = &self.time {
+            if !is_slurm_time(t) {
+                bail!("field `slurm.time`: {t:?} is not a SLURM time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)");
+            }
+        }
+        if let Some(g) = &self.gres {
+            let ok = !g.is_empty()
+                && g.split(',').all(|one| {
+                    !one.is_empty() && one.split(':').all(|p| !p.is_empty() && p.chars().all(name_chars))
+                });
+            if !ok {
+                bail!("field `slurm.gres`: {g:?} is not a GRES list like `gpu:1` or `gpu:a100:2`");
+            }
+        }
+        if let Some(m) = &self.mem {
+            let digits = m.trim_end_matches(['K', 'M', 'G', 'T']);
+            let suffixes = m.len() - digits.len();
+            if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || suffixes > 1 {
+                bail!("field `slurm.mem`: {m:?} is not a memory size like `16G` or `4000M`");
+            }
+        }
+        if self.cpus == Some(0) {
+            bail!("field `slurm.cpus`: must be at least 1");
+        }
+        if self.throttle == Some(0) {
+            bail!("field `slurm.throttle`: must be at least 1 (tasks running at once)");
+        }
+        for directive in &self.extra {
+            check_extra(directive)?;
+        }
+        Ok(())
+    }
+
+    /// The `#SBATCH` lines for these options (values already validated).
+    pub fn directives(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut push = |name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                out.push(format!("--{name}={v}"));
+            }
+        };
+        push("partition", &self.partition);
+        push("account", &self.account);
+        push("qos", &self.qos);
+        push("time", &self.time);
+        push("gres", &self.gres);
+        push("cpus-per-task", &self.cpus.map(|c| c.to_string()));
+        push("mem", &self.mem);
+        out.extend(self.extra.iter().cloned());
+        out
+    }
+}
+
+fn check_extra(directive: &str) -> Result<()> {
+    let fix = "each entry of `slurm.extra` must be `--name=value` or `--flag`, the name in lower-case letters, digits and `-`, the value in letters, digits and `._:,@%/+=-`";
+    let Some(body) = directive.strip_prefix("--") else {
+        bail!("field `slurm.extra`: {directive:?} does not start with `--`; {fix}");
+    };
+    let (name, value) = body.split_once('=').unwrap_or((body, ""));
+    let name_ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let value_ok = value.chars().all(|c| c.is_ascii_alphanumeric() || "._:,@%/+=-".contains(c));
+    if !name_ok || !value_ok || (body.contains('=') && value.is_empty()) {
+        bail!("field `slurm.extra`: {directive:?} is not allowed; {fix}");
+    }
+    if MANAGED.contains(&name) {
+        bail!("field `slurm.extra`: `--{name}` is set by gps itself (array, logs, requeue, dependencies); remove it");
+    }
+    Ok(())
+}
+
+fn is_slurm_time(t: &str) -> bool {
+    let all_digits = |s: &str| !s.is_empty() && s.len() <= 4 && s.chars().all(|c| c.is_ascii_digit());
+    let (days, clock) = match t.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, t),
+    };
+    if let Some(d) = days {
+        if !all_digits(d) {
+            return false;
+        }
+    }
+    let parts: Vec<&str> = clock.split(':').collect();
+    let max_parts = 3;
+    parts.len() <= max_parts && parts.iter().all(|p| all_digits(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut SlurmOptions)) -> Result<()> {
+        let mut o = SlurmOptions::default();
+        f(&mut o);
+        o.validate()
+    }
+
+    #[test]
+    fn accepts_ordinary_clusters_options() {
+        with(|o| {
+            o.partition = Some("gpu-a100".into());
+            o.account = Some("proj_42".into());
+            o.time = Some("1-02:00:00".into());
+            o.gres = Some("gpu:a100:1".into());
+            o.cpus = Some(8);
+            o.mem = Some("32G".into());
+            o.throttle = Some(4);
+            o.extra = vec!["--constraint=a100".into(), "--exclusive".into(), "--mail-user=a@b.org".into()];
+        })
+        .unwrap();
+        for t in ["30", "30:00", "02:00:00", "2-12", "2-12:30"] {
+            with(|o| o.time = Some(t.into())).unwrap();
+        }
+    }
+
+    #[test]
+    fn rejects_hostile_values_naming_the_field() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut SlurmOptions)>)> = vec![
+            ("slurm.partition", Box::new(|o| o.partition = Some("gpu\n#SBATCH --wrap=rm".into()))),
+            ("slurm.partition", Box::new(|o| o.partition = Some("gpu;touch /tmp/x".into()))),
+            ("slurm.account", Box::new(|o| o.account = Some("$(id)".into()))),
+            ("slurm.time", Box::new(|o| o.time = Some("1:00 && rm -rf /".into()))),
+            ("slurm.gres", Box::new(|o| o.gres = Some("gpu:1`id`".into()))),
+            ("slurm.mem", Box::new(|o| o.mem = Some("4G; echo".into()))),
+            ("slurm.extra", Box::new(|o| o.extra = vec!["--comment=a b".into()])),
+            ("slurm.extra", Box::new(|o| o.extra = vec!["--comment=x\necho pwned".into()])),
+            ("slurm.extra", Box::new(|o| o.extra = vec!["-w node1".into()])),
+            ("slurm.extra", Box::new(|o| o.extra = vec!["--comment='$(reboot)'".into()])),
+            ("slurm.extra", Box::new(|o| o.extra = vec!["--array=0-3".into()])),
+            ("slurm.throttle", Box::new(|o| o.throttle = Some(0))),
+        ];
+        for (field, f) in cases {
+            let e = with(f).unwrap_err().to_string();
+            assert!(e.contains(field), "expected {field} in: {e}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Checkpoints for resume: one safetensors file per checkpoint holding the model, optimizer and
+//! method state plus the loop's bookkeeping (as a JSON byte tensor), written atomically. The two
+//! newest are kept, so a checkpoint broken by a crash mid-write falls back to the previous one.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+const META: &str = "__meta__";
+const KEEP: usize = 2;
+
+/// Where the loop stood when the checkpoint was written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    pub run_id: String,
+    /// Epochs fully done.
+    pub epoch: usize,
+    /// Steps done inside the current epoch (resume continues the same permutation there).
+    pub step_in_epoch: usize,
+    pub global_step: u64,
+    pub epoch_losses: Vec<f64>,
+    pub epoch_probe_top1: Vec<f64>,
+    pub best_probe_top1: f64,
+    pub best_epoch: usize,
+    pub positives_same_label: u64,
+    pub positives_total: u64,
+    pub train_s: f64,
+    pub samples_seen: u64,
+    /// Loss sum and step count of the current, unfinished epoch.
+    pub epoch_loss_sum: f64,
+    pub epoch_loss_steps: u64,
+}
+
+pub fn save(dir: &Path, state: &LoopState, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {
+    let path = dir.join(format!("ckpt-{:010}.safetensors", state.global_step));
+    let meta = serde_json::to_vec(state)?;
+    let mut all: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu))).collect();
+    all.push((META.to_string(), Tensor::from_slice(&meta)));
+    crate::knn::write_atomically(&path, |tmp| Tensor::write_safetensors(&all, tmp).map_err(Into::into))
+        .with_context(|| format!("writing checkpoint {}", path.display()))?;
+    for old in list(dir)?.into_iter().rev().skip(KEEP) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(path)
+}
+
+/// Checkpoint files, oldest first.
+fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading checkpoint dir {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-") && n.ends_with(".safetensors")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The newest readable checkpoint of this run. A corrupt one is reported and skipped; if there
+/// are checkpoints but none is readable, that is an error (never a silent restart from zero).
+pub fn load_latest(dir: &Path, run_id: &str) -> Result<Option<(LoopState, Vec<(String, Tensor)>, PathBuf)>> {
+    let files = list(dir)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    for path in files.iter().rev() {
+        match read(path) {
+            Ok((state, tensors)) => {
+                if state.run_id != run_id {
+                    bail!(
+                        "checkpoint {} belongs to run {} but this run is {run_id}; point the run elsewhere or delete {}",
+                        path.display(),
+                        state.run_id,
+                        dir.display()
+                    );
+                }
+                return Ok(Some((state, tensors, path.clone())));
+            }
+            Err(e) => eprintln!("warning: skipping corrupt checkpoint {}: {e:#}", path.display()),
+        }
+    }
+    bail!(
+        "all {} checkpoints in {} are corrupt; delete the directory to restart this run from zero",
+        files.len(),
+        dir.display()
+    )
+}
+
+fn read(path: &Path) -> Result<(LoopState, Vec<(String, Tensor)>)> {
+    let mut tensors = Tensor::read_safetensors(path).with_context(|| format!("reading {}", path.display()))?;
+    let pos = tensors.iter().position(|(n, _)| n == META).context("no bookkeeping record inside")?;
+    let (_, meta) = tensors.swap_remove(pos);
+    let bytes = Vec::<u8>::try_from(meta.to_kind(Kind::Uint8))?;
+    let state: LoopState = serde_json::from_slice(&bytes).context("unreadable bookkeeping record")?;
+    Ok((state, tensors))
+}
+
+/// Finds a named tensor among checkpointed ones.
+pub fn take<'a>(tensors: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor> {
+    tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t).with_context(|| format!("checkpoint lacks `{name}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_good_checkpoint_wins_and_corrupt_ones_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LoopState { run_id: "abc".into(), ..Default::default() };
+        for step in [1u64, 2, 3] {
+            s.global_step = step;
+            save(dir.path(), &s, vec![("w".into(), Tensor::from(step as f32))]).unwrap();
+        }
+        assert_eq!(list(dir.path()).unwrap().len(), KEEP);
+        let (st, t, _) = load_latest(dir.path(), "abc").unwrap().unwrap();
+        assert_eq!(st.global_step, 3);
+        assert_eq!(take(&t, "w").unwrap().double_value(&[]), 3.0);
+        // Corrupt the newest: the previous one is used.
+        let newest = list(dir.path()).unwrap().pop().unwrap();
+        std::fs::write(&newest, b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}").unwrap();
+        assert_eq!(load_latest(dir.path(), "abc").unwrap().unwrap().0.global_step, 2);
+        // All corrupt: an error, not a fresh start.
+        for f in list(dir.path()).unwrap() {
+            std::fs::write(f, b"junk").unwrap();
+        }
+        let err = load_latest(dir.path(), "abc").unwrap_err().to_string();
+        assert!(err.contains("corrupt"), "{err}");
+        // Another run's checkpoint is refused.
+        let other = tempfile::tempdir().unwrap();
+        save(other.path(), &s, vec![]).unwrap();
+        assert!(load_latest(other.path(), "xyz").unwrap_err().to_string().contains("belongs to run abc"));
+    }
+}

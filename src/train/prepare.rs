@@ -1,0 +1,52 @@
+//! Everything a run needs before its first step: the two splits, the prior's neighbour table and
+//! the normalisation statistics. The expensive parts (decoding, the prior, the k-NN table) are
+//! cached on disk, so the tasks of a sweep that share a (dataset, prior, k) compute them once.
+
+use crate::config::{PriorSpec, RunSpec};
+use crate::data::{self, Dataset, Split};
+use crate::knn::{self, NeighbourTable};
+use anyhow::{Context, Result, bail};
+use tch::Device;
+
+pub struct Prepared {
+    pub train: Dataset,
+    pub test: Dataset,
+    pub table: NeighbourTable,
+}
+
+/// Loads both splits and builds (or loads) the neighbour table of the spec's prior.
+pub fn prepare_on(spec: &RunSpec, device: Device) -> Result<Prepared> {
+    let train = data::load(&spec.dataset, Split::Train, &spec.cache_dir)
+        .with_context(|| format!("loading the training split of dataset `{}` ({})", spec.dataset.name, spec.dataset.path.display()))?;
+    let test = data::load(&spec.dataset, Split::Test, &spec.cache_dir)
+        .with_context(|| format!("loading the test split of dataset `{}` ({})", spec.dataset.name, spec.dataset.path.display()))?;
+    if test.channels() != train.channels() || test.image_size() != train.image_size() {
+        bail!("train images are {:?} but test images are {:?}", train.images.size(), test.images.size());
+    }
+    if spec.prior.is_guided() && spec.k >= train.len() {
+        bail!("field `k`: {} neighbours asked but the training set has {} images; lower `k`", spec.k, train.len());
+    }
+    if train.len() < spec.batch_size {
+        bail!("field `batch_size`: {} is larger than the training set ({} images); lower it", spec.batch_size, train.len());
+    }
+    let table = neighbour_table(spec, &train, device)?;
+    Ok(Prepared { train, test, table })
+}
+
+fn neighbour_table(spec: &RunSpec, train: &Dataset, device: Device) -> Result<NeighbourTable> {
+    if spec.prior == PriorSpec::None {
+        return Ok(NeighbourTable::identity(train.len()));
+    }
+    // A table already cached for this prior and data (e.g. by a CPU preparation job) is all a
+    // run needs: the embedding itself, and the prior's weights, can then be absent.
+    let hash = crate::prior::cache_hash(&spec.prior, &spec.prior_options, train, spec.seed, &spec.cache_dir)?;
+    if let Some(table) = knn::cached_table(&spec.cache_dir, &hash, spec.k, spec.metric, train.len()) {
+        return Ok(table);
+    }
+    let (emb, hash) = crate::prior::embed_cached(&spec.prior, &spec.prior_options, train, spec.seed, &spec.cache_dir, device)
+        .with_context(|| format!("computing prior `{}`", spec.prior))?;
+    if emb.size()[0] as usize != train.len() {
+        bail!("prior `{}` gives {} embeddings for {} training images", spec.prior, emb.size()[0], train.len());
+    }
+    knn::table_cached(&emb, &hash, spec.k, spec.metric, &spec.cache_dir, device)
+}

@@ -1,0 +1,350 @@
+//! The training loop of one run: per step, anchors from a seeded permutation, guided positives
+//! from the neighbour table, both augmented on the device, the SSL loss plus the online linear
+//! probe on detached features, LARS with warmup-cosine. Checkpoints on schedule and on signals.
+
+use super::checkpoint::{self, LoopState};
+use super::optimizer::{Optimizer, ParamGroup};
+use super::prepare::Prepared;
+use super::progress::Reporter;
+use super::schedule::WarmupCosine;
+use super::{Interrupted, RunOutcome, TrainOptions, signals};
+use crate::augment::{AugParams, Augmenter};
+use crate::config::{Precision, RunSpec};
+use crate::eval::{self, FeatureExtractor};
+use crate::knn::{PositiveSampler, SplitMix64};
+use crate::model::{self, Backbone};
+use crate::ssl::{self, MethodContext, SslMethod, Views};
+use anyhow::{Result, bail};
+use std::time::Instant;
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+/// Independent random streams derived from the run seed (see SplitMix64::for_step).
+const STREAM_PERMUTATION: u64 = 1;
+const STREAM_POSITIVES: u64 = 2;
+const STREAM_AUG_ANCHOR: u64 = 3;
+const STREAM_AUG_POSITIVE: u64 = 4;
+/// Read the loss back from the device this often (each read is a synchronisation).
+const LOSS_CHECK_EVERY: usize = 20;
+
+/// A loss that is NaN or infinite: the run failed and must not write a result that looks fine.
+#[derive(Debug, thiserror::Error)]
+#[error("the loss became {value} at epoch {epoch}, step {step}: the run failed (try a lower `optimizer.lr`, or `precision: fp32`)")]
+pub struct NonFiniteLoss {
+    pub value: f64,
+    pub epoch: usize,
+    pub step: u64,
+}
+
+pub struct Trainer<'a> {
+    spec: &'a RunSpec,
+    device: Device,
+    vs: nn::VarStore,
+    backbone: Box<dyn Backbone>,
+    probe: nn::Linear,
+    method: Box<dyn SslMethod>,
+    opt: Optimizer,
+    schedule: WarmupCosine,
+    augmenter: Augmenter,
+    sampler: PositiveSampler,
+    train_images: Tensor,
+    train_labels: Tensor,
+    train_labels_cpu: Vec<i64>,
+    test_images: Tensor,
+    test_labels: Tensor,
+    num_classes: usize,
+    steps_per_epoch: usize,
+    total_steps: u64,
+    autocast: bool,
+    channels_last: bool,
+    state: LoopState,
+    /// ssl-loss sum since the last read-back, on the device.
+    pending_loss: Tensor,
+    pending_steps: u64,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(spec: &'a RunSpec, data: Prepared, device: Device) -> Result<Trainer<'a>> {
+        let cuda = device.is_cuda();
+        let autocast = match spec.precision {
+            Precision::Auto => cuda,
+            Precision::Fp32 => false,
+            Precision::Bf16 if cuda => true,
+            Precision::Bf16 => bail!("field `precision`: bf16 autocast runs on CUDA only; use `auto` or `fp32` on the CPU"),
+        };
+        if autocast {
+            crate::torch_runtime::set_cuda_autocast_bf16();
+        }
+        if cuda {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        let channels_last = cuda && spec.channels_last;
+        tch::manual_seed(spec.seed as i64);
+
+        let in_channels = data.train.channels() as i64;
+        let num_classes = data.train.num_classes();
+        let vs = nn::VarStore::new(device);
+        let backbone = model::build_backbone(spec.backbone, &(vs.root() / "backbone"), in_channels);
+        let feat_dim = backbone.out_dim();
+        let probe = nn::linear(vs.root() / "probe", feat_dim, num_classes as i64, Default::default());
+        let method = ssl::build(
+            spec.method,
+            MethodContext {
+                heads: vs.root() / "method",
+                feat_dim,
+                temperature: spec.temperature,
+                backbone: spec.backbone,
+                in_channels,
+                device,
+                online: &vs,
+                train_size: data.train.len(),
+                channels_last,
+            },
+        );
+        if channels_last {
+            model::vars_to_channels_last(&vs);
+        }
+
+        let (default_lr, default_wd) = ssl::default_lr_wd(spec.method);
+        let scale = spec.batch_size as f64 / 256.0;
+        let lr = spec.optimizer.lr.unwrap_or(default_lr) * scale;
+        let wd = spec.optimizer.weight_decay.unwrap_or(default_wd);
+        let classifier_lr = spec.optimizer.classifier_lr * scale;
+        let (mut model_params, mut probe_params) = (Vec::new(), Vec::new());
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, t) in vars {
+            if name.starts_with("probe.") { probe_params.push(t) } else { model_params.push(t) }
+        }
+        let opt = Optimizer::new(
+            spec.optimizer.kind,
+            vec![
+                ParamGroup { params: model_params, lr_scale: 1.0, weight_decay: wd },
+                ParamGroup { params: probe_params, lr_scale: classifier_lr / lr, weight_decay: 0.0 },
+            ],
+            spec.optimizer.momentum,
+            spec.optimizer.eta,
+        );
+
+        let n = data.train.len();
+        let steps_per_epoch = n / spec.batch_size; // drop_last, as the authors
+        let total_steps = (steps_per_epoch * spec.epochs) as u64;
+        // A warmup longer than half the run would leave no room to decay (short test runs).
+        let warmup_epochs = spec.optimizer.warmup_epochs.min(spec.epochs / 2);
+        let schedule = WarmupCosine { base_lr: lr, warmup_steps: (warmup_epochs * steps_per_epoch) as u64, total_steps };
+
+        let (mean, std) = data.train.channel_mean_std();
+        let augmenter = Augmenter::new(AugParams::from_spec(&spec.augmentation), &mean, &std, device);
+        let train_labels_cpu = data.train.labels_vec();
+        Ok(Trainer {
+            spec,
+            device,
+            backbone,
+            probe,
+            method,
+            opt,
+            schedule,
+            augmenter,
+            sampler: PositiveSampler::new(data.table),
+            train_images: data.train.images.to_device(device),
+            train_labels: data.train.labels.to_device(device),
+            train_labels_cpu,
+            test_images: data.test.images.to_device(device),
+            test_labels: data.test.labels.to_device(device),
+            num_classes,
+            steps_per_epoch,
+            total_steps,
+            autocast,
+            channels_last,
+            state: LoopState { run_id: spec.run_id(), ..Default::default() },
+            pending_loss: Tensor::zeros([], (Kind::Float, device)),
+            pending_steps: 0,
+            vs,
+        })
+    }
+
+    /// Restores the newest good checkpoint in `dir`, if any; returns the epoch it resumes from.
+    pub fn resume(&mut self, dir: &std::path::Path) -> Result<Option<usize>> {
+        let Some((state, tensors, path)) = checkpoint::load_latest(dir, &self.state.run_id)? else {
+            return Ok(None);
+        };
+        {
+            let _guard = tch::no_grad_guard();
+            for (name, mut t) in self.vs.variables() {
+                let src = checkpoint::take(&tensors, &format!("model.{name}"))?;
+                if src.size() != t.size() {
+                    bail!("checkpoint {}: `{name}` has shape {:?}, the model {:?}", path.display(), src.size(), t.size());
+                }
+                t.copy_(src);
+            }
+        }
+        let strip = |prefix: &str| -> Vec<(String, Tensor)> {
+            tensors.iter().filter_map(|(n, t)| n.strip_prefix(prefix).map(|s| (s.to_string(), t.to_device(self.device)))).collect()
+        };
+        self.opt.load_state(&strip("opt."))?;
+        self.method.load_state(&strip("method."))?;
+        let epoch = state.epoch;
+        eprintln!("resuming from {} (epoch {}, step {})", path.display(), state.epoch, state.global_step);
+        self.state = state;
+        Ok(Some(epoch))
+    }
+
+    fn save_checkpoint(&self, dir: &std::path::Path) -> Result<()> {
+        let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
+        tensors.extend(self.opt.state().into_iter().map(|(n, t)| (format!("opt.{n}"), t)));
+        tensors.extend(self.method.state().into_iter().map(|(n, t)| (format!("method.{n}"), t)));
+        checkpoint::save(dir, &self.state, tensors)?;
+        Ok(())
+    }
+
+    /// Trains until the last epoch, or until a stop signal (checkpoint, then `Interrupted`).
+    pub fn fit(&mut self, opts: &TrainOptions) -> Result<()> {
+        let spec = self.spec;
+        let reporter = Reporter::new(opts.progress, self.total_steps, self.state.global_step);
+        let b = spec.batch_size;
+        while self.state.epoch < spec.epochs {
+            let epoch = self.state.epoch;
+            let perm = SplitMix64::for_step(spec.seed, STREAM_PERMUTATION, epoch as u64).permutation(self.train_images.size()[0] as usize);
+            let started = Instant::now();
+            let mut samples = 0u64;
+            for s in self.state.step_in_epoch..self.steps_per_epoch {
+                if let Some(signal) = signals::pending() {
+                    self.drain_loss()?;
+                    self.state.train_s += started.elapsed().as_secs_f64();
+                    self.state.samples_seen += samples;
+                    self.save_checkpoint(&opts.ckpt_dir)?;
+                    reporter.finish();
+                    return Err(Interrupted { signal, epoch, step: self.state.global_step }.into());
+                }
+                self.step(&perm[s * b..(s + 1) * b]);
+                samples += b as u64;
+                self.state.step_in_epoch = s + 1;
+                self.state.global_step += 1;
+                reporter.step();
+                if (s + 1) % LOSS_CHECK_EVERY == 0 {
+                    self.drain_loss()?;
+                }
+            }
+            self.drain_loss()?; // also waits for the device, so the time below is real
+            self.state.train_s += started.elapsed().as_secs_f64();
+            self.state.samples_seen += samples;
+            let epoch_loss = self.state.epoch_loss_sum / self.state.epoch_loss_steps.max(1) as f64;
+            self.state.epoch_losses.push(epoch_loss);
+            self.state.epoch_loss_sum = 0.0;
+            self.state.epoch_loss_steps = 0;
+            self.state.epoch += 1;
+            self.state.step_in_epoch = 0;
+            let last = self.state.epoch == spec.epochs;
+            let acc = if last || self.state.epoch % spec.eval.every_epochs == 0 { self.probe_accuracy() } else { f64::NAN };
+            self.state.epoch_probe_top1.push(acc);
+            if acc > self.state.best_probe_top1 || self.state.best_epoch == 0 && acc.is_finite() {
+                self.state.best_probe_top1 = acc;
+                self.state.best_epoch = self.state.epoch;
+            }
+            let sps = self.state.samples_seen as f64 / self.state.train_s.max(1e-9);
+            reporter.message(format!(
+                "epoch {}/{} loss {:.4} probe top-1 {:.2}% (best {:.2}%) {:.0} samples/s lr {:.4}",
+                self.state.epoch,
+                spec.epochs,
+                epoch_loss,
+                100.0 * acc,
+                100.0 * self.state.best_probe_top1,
+                sps,
+                self.schedule.lr(self.state.global_step)
+            ));
+            if spec.checkpoint_every > 0 && self.state.epoch % spec.checkpoint_every == 0 && !last {
+                self.save_checkpoint(&opts.ckpt_dir)?;
+            }
+        }
+        reporter.finish();
+        Ok(())
+    }
+
+    fn step(&mut self, anchors: &[u32]) {
+        let spec = self.spec;
+        let step = self.state.global_step;
+        let positives = self.sampler.sample(anchors, &mut SplitMix64::for_step(spec.seed, STREAM_POSITIVES, step));
+        let same = anchors.iter().zip(&positives).filter(|&(&a, &p)| self.train_labels_cpu[a as usize] == self.train_labels_cpu[p as usize]).count();
+        self.state.positives_same_label += same as u64;
+        self.state.positives_total += anchors.len() as u64;
+
+        let to_index = |v: &[u32]| Tensor::from_slice(&v.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(self.device);
+        let (ia, ip) = (to_index(anchors), to_index(&positives));
+        let x1 = self.augmenter.apply(&self.train_images.index_select(0, &ia), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_ANCHOR, step));
+        let x2 = self.augmenter.apply(&self.train_images.index_select(0, &ip), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_POSITIVE, step));
+        // The probe learns each view with its own label (spec §1.5).
+        let y = Tensor::cat(&[self.train_labels.index_select(0, &ia), self.train_labels.index_select(0, &ip)], 0);
+        let mut x = Tensor::cat(&[x1, x2], 0);
+        if self.channels_last {
+            x = model::to_channels_last(&x);
+        }
+        let bsz = anchors.len() as i64;
+        let (backbone, method, probe) = (&self.backbone, &mut self.method, &self.probe);
+        let (ssl_loss, probe_loss) = tch::autocast(self.autocast, || {
+            let f = backbone.forward_t(&x, true);
+            let (f1, f2) = (f.narrow(0, 0, bsz), f.narrow(0, bsz, bsz));
+            let views = Views { x1: &x.narrow(0, 0, bsz), x2: &x.narrow(0, bsz, bsz), f1: &f1, f2: &f2 };
+            let ssl_loss = method.loss(&views);
+            let logits = probe.forward_t(&f.detach(), true);
+            (ssl_loss, logits.to_kind(Kind::Float).cross_entropy_for_logits(&y))
+        });
+        let total = &ssl_loss + &probe_loss;
+        self.opt.zero_grad();
+        total.backward();
+        self.opt.step(self.schedule.lr(step));
+        self.method.after_step((step + 1) as f64 / self.total_steps.max(1) as f64);
+        self.pending_loss += ssl_loss.detach().to_kind(Kind::Float);
+        self.pending_steps += 1;
+    }
+
+    /// Moves the device-side loss sum into the bookkeeping; a non-finite loss fails the run.
+    fn drain_loss(&mut self) -> Result<()> {
+        if self.pending_steps == 0 {
+            return Ok(());
+        }
+        let sum = self.pending_loss.double_value(&[]);
+        if !sum.is_finite() {
+            return Err(NonFiniteLoss { value: sum, epoch: self.state.epoch + 1, step: self.state.global_step }.into());
+        }
+        self.state.epoch_loss_sum += sum;
+        self.state.epoch_loss_steps += self.pending_steps;
+        self.pending_loss = Tensor::zeros([], (Kind::Float, self.device));
+        self.pending_steps = 0;
+        Ok(())
+    }
+
+    fn extractor(&self) -> FeatureExtractor<'_> {
+        FeatureExtractor { backbone: self.backbone.as_ref(), augmenter: &self.augmenter, channels_last: self.channels_last, autocast: self.autocast }
+    }
+
+    fn probe_accuracy(&self) -> f64 {
+        let f = self.extractor().features(&self.test_images);
+        eval::probe_top1(&self.probe, &f, &self.test_labels)
+    }
+
+    /// Final metrics: the weighted k-NN classifier needs the training features once.
+    pub fn outcome(&self, started: Instant, resumed_from_epoch: Option<usize>) -> RunOutcome {
+        let ex = self.extractor();
+        let train_f = ex.features(&self.train_images);
+        let test_f = ex.features(&self.test_images);
+        let knn = eval::knn_top1(&train_f, &self.train_labels, &test_f, &self.test_labels, self.spec.eval.knn_k, self.spec.eval.knn_temperature, self.num_classes);
+        let s = &self.state;
+        RunOutcome {
+            probe_top1_best: s.best_probe_top1,
+            probe_top1_last: s.epoch_probe_top1.last().copied().unwrap_or(f64::NAN),
+            best_epoch: s.best_epoch,
+            knn_top1: knn,
+            positive_purity: s.positives_same_label as f64 / s.positives_total.max(1) as f64,
+            final_loss: s.epoch_losses.last().copied().unwrap_or(f64::NAN),
+            epoch_losses: s.epoch_losses.clone(),
+            epoch_probe_top1: s.epoch_probe_top1.clone(),
+            epochs: s.epoch,
+            steps: s.global_step,
+            wall_s: started.elapsed().as_secs_f64(),
+            train_s: s.train_s,
+            samples_per_s: s.samples_seen as f64 / s.train_s.max(1e-9),
+            device: crate::device::describe(self.device),
+            resumed_from_epoch,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! End to end on a real SLURM (`slurm/local-cluster.sh up`): a small real sweep through sbatch,
+//! with a preparation job, a failing task, a task interrupted mid-run that requeues itself and
+//! resumes from its checkpoint, idempotent resubmission, status and the report.
+//!
+//! Runs when `sbatch` is on PATH and the controller answers; with GPS_REQUIRE_SLURM=1 (CI) a
+//! missing cluster is a failure, not a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn cluster_ready() -> bool {
+    let required = std::env::var("GPS_REQUIRE_SLURM").is_ok_and(|v| v == "1");
+    let up = Command::new("scontrol").arg("ping").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("is UP"));
+    let sbatch = Command::new("sbatch").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(up && sbatch) {
+        assert!(!required, "GPS_REQUIRE_SLURM=1 but no SLURM cluster answers (sbatch on PATH: {sbatch}); run `slurm/local-cluster.sh up`");
+        eprintln!("skipping: no SLURM cluster (start one with `slurm/local-cluster.sh up`)");
+        return false;
+    }
+    true
+}
+
+fn gps(workdir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_gps")).args(args).current_dir(workdir).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "gps {args:?} failed:\n{text}");
+    text
+}
+
+fn mnist() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    assert!(path.exists(), "{} is missing: run scripts/fetch-mnist5k.sh", path.display());
+    path
+}
+
+fn base(data: &Path, epochs: usize) -> String {
+    format!(
+        "base:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 600, test_limit: 200}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: {epochs}\n  batch_size: 64\n  device: cpu\n  checkpoint_every: 1\n  eval: {{every_epochs: 1, knn_k: 5}}\nslurm: {{cpus: 1, mem: 1G, time: \"00:10:00\"}}\n",
+        data.display()
+    )
+}
+
+/// Polls until `done` holds; on timeout fails with the sweep's status and logs.
+fn wait_until(workdir: &Path, what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        if Instant::now() > end {
+            let mut logs = String::new();
+            for sweep in ["e2e.yaml", "requeue.yaml"] {
+                if workdir.join(sweep).exists() {
+                    logs += &gps(workdir, &["sweep", "status", sweep]);
+                }
+            }
+            for entry in walk(&workdir.join("slurm")) {
+                if entry.extension().is_some_and(|e| e == "out") {
+                    logs += &format!("---- {}\n{}", entry.display(), std::fs::read_to_string(&entry).unwrap_or_default());
+                }
+            }
+            panic!("timed out after {secs} s waiting for {what}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        }
+    }
+    out
+}
+
+fn count(dir: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir).map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(suffix)).count()).unwrap_or(0)
+}
+
+#[test]
+fn sweep_on_a_real_slurm() {
+    if !cluster_ready() {
+        return;
+    }
+    let data = mnist();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    // 3 runs: baseline and GPS (pixels prior: needs the preparation job) on real data, and one
+    // baseline whose dataset file does not exist (must fail, with its reason).
+    let missing = w.join("missing-mnist.csv.gz");
+    let e2e = format!(
+        "name: e2e\n{}grid:\n  prior: [none, pixels]\n  dataset.path: [\"{}\", \"{}\"]\nexclude:\n  - {{prior: pixels, dataset.path: \"{}\"}}\n",
+        base(&data, 2),
+        data.display(),
+        missing.display(),
+        missing.display()
+    );
+    std::fs::write(w.join("e2e.yaml"), &e2e).unwrap();
+    // one longer run that gets interrupted mid-run
+    std::fs::write(w.join("requeue.yaml"), format!("name: requeue\n{}grid:\n  seed: [3]\n", base(&data, 6))).unwrap();
+
+    let out = gps(w, &["sweep", "submit", "e2e.yaml"]);
+    assert!(out.contains("submitting 3") && out.contains("after preparation job"), "{out}");
+    let out = gps(w, &["sweep", "submit", "requeue.yaml"]);
+    let requeue_job = out.split("submitted array job ").nth(1).and_then(|s| s.split(':').next()).expect(&out).to_string();
+    // submitting again while queued adds nothing
+    let again = gps(w, &["sweep", "submit", "e2e.yaml"]);
+    assert!(again.contains("nothing to submit"), "{again}");
+
+    // Interrupt the requeue run once it has a checkpoint: USR1 to the batch shell, as SLURM does
+    // before the time limit. gps checkpoints, requeues itself and exits; the rerun resumes.
+    let runs = w.join("results/requeue/runs");
+    let ckpt = w.join("results/requeue/ckpt");
+    wait_until(w, "a first checkpoint of the requeue run", 120, || walk(&ckpt).iter().any(|p| p.is_file()));
+    let sig = Command::new("scancel").args(["--signal=USR1", "--batch", &format!("{requeue_job}_0")]).status().unwrap();
+    assert!(sig.success());
+
+    let e2e_runs = w.join("results/e2e/runs");
+    wait_until(w, "the e2e sweep's 2 rows and 1 failure record", 180, || count(&e2e_runs, ".parquet") == 2 && count(&e2e_runs, ".failed.json") == 1);
+    let status = gps(w, &["sweep", "status", "e2e.yaml"]);
+    assert!(status.contains("2 done, 0 running, 0 pending, 1 failed, 0 missing"), "{status}");
+    let failed_line = status.lines().find(|l| l.contains("failed ")).expect(&status);
+    assert!(failed_line.contains("missing-mnist"), "the reason names the missing file: {failed_line}");
+
+    wait_until(w, "the requeued run to finish", 180, || count(&runs, ".parquet") == 1);
+    let file = std::fs::read_dir(&runs).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with(".parquet")).unwrap().path();
+    let frame = polars::prelude::ParquetReader::new(std::fs::File::open(&file).unwrap());
+    let frame = polars::prelude::SerReader::finish(frame).unwrap();
+    let resumed = frame.column("resumed_from_epoch").unwrap().i64().unwrap().get(0);
+    assert!(resumed.is_some(), "the rerun resumed from a checkpoint: {resumed:?}");
+    let log = std::fs::read_to_string(w.join(format!("slurm/requeue/logs/{requeue_job}_0.out"))).unwrap();
+    assert!(log.contains("requeued") && log.contains("restart 1"), "{log}");
+
+    // Resubmission takes only what is missing: nothing now; after the grid grows, just the new run.
+    let out = gps(w, &["sweep", "submit", "e2e.yaml", "--only-missing"]);
+    assert!(out.contains("submitting 0"), "{out}");
+    std::fs::write(w.join("e2e.yaml"), e2e.replace("prior: [none, pixels]", "prior: [none, pixels, labels]")).unwrap();
+    let out = gps(w, &["sweep", "submit", "e2e.yaml", "--only-missing"]);
+    assert!(out.contains("submitting 1"), "{out}");
+    let new_job = out.split("submitted array job ").nth(1).and_then(|s| s.split(':').next()).expect(&out).to_string();
+    let manifests: Vec<PathBuf> = walk(&w.join("slurm/e2e")).into_iter().filter(|p| p.ends_with("manifest.tsv")).collect();
+    assert_eq!(manifests.len(), 2);
+    let mut jobs = vec![new_job];
+    jobs.extend(out.split("after preparation job ").nth(1).and_then(|s| s.split(';').next()).map(str::to_string));
+    let _ = Command::new("scancel").args(&jobs).status();
+
+    let report = gps(w, &["report", "results/e2e"]);
+    assert!(report.contains("mnist5k baseline") && report.contains("mnist5k GPS pixels") && report.contains("1 failed runs"), "{report}");
+    assert!(report.contains("(n=1)"), "{report}");
+}

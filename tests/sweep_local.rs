@@ -1,0 +1,41 @@
+//! `gps sweep run`: the local executor runs real (tiny) trainings as `gps task` children, writes
+//! their rows and failure records, prints the table, and on a rerun does only what is left.
+
+use std::path::Path;
+use std::process::Command;
+
+fn gps(workdir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gps")).args(args).current_dir(workdir).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn local_executor_runs_tasks_and_reruns_only_what_is_left() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    assert!(data.exists(), "{} is missing: run scripts/fetch-mnist5k.sh", data.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let sweep = format!(
+        "name: local\nbase:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 300, test_limit: 100}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: 1\n  batch_size: 50\n  device: cpu\n  eval: {{knn_k: 5}}\ngrid:\n  prior: [none, pixels]\n  dataset.path: [\"{}\", missing.csv.gz]\nexclude:\n  - {{prior: pixels, dataset.path: missing.csv.gz}}\n",
+        data.display(),
+        data.display()
+    );
+    std::fs::write(w.join("local.yaml"), sweep).unwrap();
+    let (ok, out) = gps(w, &["sweep", "run", "local.yaml", "--jobs", "2"]);
+    assert!(!ok, "one run fails, so the command fails: {out}");
+    assert!(out.contains("running 3 here, 2 at a time"), "{out}");
+    assert!(out.contains("1 of 3 runs failed") && out.contains("--only-failed"), "{out}");
+    assert!(out.contains("missing.csv.gz"), "the failure's reason is shown: {out}");
+    let runs = w.join("results/local/runs");
+    let rows = std::fs::read_dir(&runs).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".parquet")).count();
+    assert_eq!(rows, 2, "{out}");
+
+    let (ok, out) = gps(w, &["report", "results/local", "--rows", "method", "--cols", "prior"]);
+    assert!(ok && out.contains("| method | baseline | GPS pixels |") && out.contains("(n=1)"), "{out}");
+
+    // nothing missing; the failed run is retried alone (and fails again, for the same reason)
+    let (_, out) = gps(w, &["sweep", "run", "local.yaml", "--only-missing"]);
+    assert!(out.contains("running 0 here"), "{out}");
+    let (ok, out) = gps(w, &["sweep", "run", "local.yaml", "--only-failed"]);
+    assert!(!ok && out.contains("running 1 here"), "{out}");
+}
