@@ -21,9 +21,14 @@ const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// The converted weights: `$GPS_WEIGHTS_DIR`, else `<cache_dir>/weights`, else `.cache/weights`
 /// (where the fetch script puts them by default).
 pub fn mobilenet_weights_path(cache_dir: &Path) -> Result<PathBuf> {
-    let mut tried = Vec::new();
     let env = std::env::var_os("GPS_WEIGHTS_DIR").map(PathBuf::from);
-    for dir in env.into_iter().chain([cache_dir.join("weights"), PathBuf::from(".cache/weights")]) {
+    let dirs: Vec<PathBuf> = env.into_iter().chain([cache_dir.join("weights"), PathBuf::from(".cache/weights")]).collect();
+    find_weights(&dirs)
+}
+
+fn find_weights(dirs: &[PathBuf]) -> Result<PathBuf> {
+    let mut tried = Vec::new();
+    for dir in dirs {
         let p = dir.join(MOBILENET_WEIGHTS_FILE);
         if p.is_file() {
             return Ok(p);
@@ -124,4 +129,18 @@ fn features(root: &nn::Path) -> impl ModuleT + use<> {
         }
     }
     seq.add(conv_bn_relu6(&p / layer, c_in, 1280, 1, 1, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_weights_name_the_fetch_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = find_weights(&[dir.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(err.contains("scripts/fetch-mobilenet.sh") && err.contains(MOBILENET_WEIGHTS_FILE), "{err}");
+        std::fs::write(dir.path().join(MOBILENET_WEIGHTS_FILE), b"x").unwrap();
+        assert_eq!(find_weights(&[PathBuf::from("/nonexistent"), dir.path().to_path_buf()]).unwrap(), dir.path().join(MOBILENET_WEIGHTS_FILE));
+    }
 }
