@@ -138,6 +138,24 @@ fn cifar10_binary_round_trips_and_is_validated() {
 }
 
 #[test]
+fn cifar10_binary_train_split_reads_all_five_batches() {
+    // Five copies of the 10k test images stand in for data_batch_1..5 (5,000 per class overall).
+    let d = cifar_test();
+    let root = tempfile::tempdir().unwrap();
+    let order: Vec<i64> = (0..10_000).collect();
+    for b in 1..=5 {
+        write_cifar_bin(&root.path().join(format!("data_batch_{b}.bin")), &d, &order);
+    }
+    let train = data::decode(root.path(), DataFormat::Auto, Split::Train).unwrap();
+    assert_eq!(train.len(), 50_000);
+    assert_eq!(train.class_counts(), vec![5000; 10]);
+    assert!(train.images.narrow(0, 40_000, 10_000).equal(&d.images), "batch 5 is the last 10k records");
+    std::fs::remove_file(root.path().join("data_batch_3.bin")).unwrap();
+    let err = format!("{:#}", data::decode(root.path(), DataFormat::Cifar10Bin, Split::Train).unwrap_err());
+    assert!(err.contains("data_batch_3.bin"), "{err}");
+}
+
+#[test]
 fn cifar100_binary_uses_fine_labels_and_checks_size() {
     // 10k real images relabelled into 100 fine classes of 100 (label*10 + rank % 10).
     let d = cifar_test();
@@ -225,6 +243,22 @@ fn medmnist_npz_loads_colour_and_grey() {
     assert_eq!(loaded.labels_vec(), d.labels_vec());
     assert_eq!(loaded.num_classes(), 10);
 
+    // np.savez_compressed writes deflated members: the same arrays, recompressed, load the same.
+    let compressed = dir.path().join("compressed.npz");
+    let mut src = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut dst = zip::ZipWriter::new(std::fs::File::create(&compressed).unwrap());
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..src.len() {
+        let mut member = src.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut member, &mut bytes).unwrap();
+        dst.start_file(member.name(), deflated).unwrap();
+        dst.write_all(&bytes).unwrap();
+    }
+    dst.finish().unwrap();
+    let from_compressed = data::decode(&compressed, DataFormat::MedmnistNpz, Split::Test).unwrap();
+    assert!(from_compressed.images.equal(&d.images));
+
     let grey = d.images.select(1, 0).contiguous(); // [N,H,W]
     Tensor::write_npz(&[("train_images", &grey), ("train_labels", &labels), ("test_images", &grey), ("test_labels", &labels)], &path).unwrap();
     assert_eq!(data::decode(&path, DataFormat::MedmnistNpz, Split::Test).unwrap().images.size(), vec![30, 1, 32, 32]);
@@ -260,6 +294,24 @@ fn image_folder_directory_is_lossless_ordered_and_rebuilt_on_change() {
     order.sort_by_key(|&i| (d.classes[labels[i as usize] as usize].clone(), i));
     assert!(loaded.images.equal(&d.images.index_select(0, &Tensor::from_slice(&order))), "PNG is lossless");
     assert_eq!(loaded.classes, d.classes);
+
+    // The same tree zipped under a top folder, with macOS junk entries, loads the same.
+    let zip_path = cache.path().join("tree.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for e in walkdir::WalkDir::new(root.path()).sort_by_file_name() {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let rel = e.path().strip_prefix(root.path()).unwrap().to_string_lossy().into_owned();
+            zip.start_file(format!("mydata/{rel}"), opts).unwrap();
+            zip.write_all(&std::fs::read(e.path()).unwrap()).unwrap();
+        }
+    }
+    zip.start_file("__MACOSX/mydata/train/airplane/._0000.png", opts).unwrap();
+    zip.write_all(b"resource fork").unwrap();
+    zip.finish().unwrap();
+    let zipped = data::load(&spec(&zip_path, DataFormat::Auto), Split::Train, cache.path()).unwrap();
+    assert_eq!(zipped.content_hash(), loaded.content_hash());
 
     // Replace one image: the cache notices and rebuilds.
     let first = order[0];

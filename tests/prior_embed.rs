@@ -51,7 +51,22 @@ fn pixels_embed_flat_unit_range_and_resize() {
     let opts = PriorOptions { input_size: Some(14), ..Default::default() };
     let (small, h14) = embed("pixels", &opts, &d, 5, cache.path());
     assert_eq!(small.size(), vec![1000, 196]);
+
     assert_ne!(h14, h);
+}
+
+#[test]
+fn shrinking_is_antialiased() {
+    // A one-pixel checkerboard shrunk 28 -> 10 is flat grey; sampling without a filter would
+    // keep black and white pixels (aliasing).
+    let board = (Tensor::arange(28, (Kind::Int64, Device::Cpu)).view([28, 1]) + Tensor::arange(28, (Kind::Int64, Device::Cpu)).view([1, 28])).remainder(2) * 255;
+    let images = board.to_kind(Kind::Uint8).view([1, 1, 28, 28]).repeat([2, 1, 1, 1]);
+    let d = Dataset::new(images, Tensor::from_slice(&[0i64, 1]), vec!["a".into(), "b".into()]).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (small, _) = embed("pixels", &PriorOptions { input_size: Some(10), ..Default::default() }, &d, 5, cache.path());
+    assert_eq!(small.size(), vec![2, 100]);
+    let (lo, hi) = (small.min().double_value(&[]), small.max().double_value(&[]));
+    assert!(lo > 0.35 && hi < 0.65, "antialiased shrink of a checkerboard spans {lo}..{hi}");
 }
 
 #[test]

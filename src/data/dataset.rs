@@ -124,8 +124,8 @@ impl Dataset {
     pub fn content_hash(&self) -> String {
         let mut h = Sha256::new();
         h.update(format!("{:?}|{}|", self.images.size(), self.classes.join("\u{1f}")).as_bytes());
-        h.update(&tensor_bytes(&self.images.contiguous()));
-        h.update(&tensor_bytes(&self.labels.to_kind(Kind::Int64).contiguous()));
+        h.update(tensor_bytes(&self.images.contiguous()));
+        h.update(tensor_bytes(&self.labels.to_kind(Kind::Int64).contiguous()));
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 

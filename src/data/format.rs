@@ -6,6 +6,9 @@ use std::path::Path;
 
 /// The concrete format of `path` (`format` itself unless it is `Auto`).
 pub fn resolve_format(format: DataFormat, path: &Path) -> Result<DataFormat> {
+    if !path.exists() {
+        bail!("dataset path {} does not exist", path.display());
+    }
     if format != DataFormat::Auto {
         return Ok(format);
     }

@@ -19,9 +19,10 @@ fn split_dirs(split: Split) -> &'static [&'static str] {
     }
 }
 
+/// JPEG/PNG by extension; hidden files (macOS `._x.jpg` resource forks) are not images.
 fn is_image(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n.ends_with(".jpg") || n.ends_with(".jpeg") || n.ends_with(".png")
+    !n.starts_with('.') && (n.ends_with(".jpg") || n.ends_with(".jpeg") || n.ends_with(".png"))
 }
 
 /// One image before decoding: its label, where it came from (for errors) and its encoded bytes.
@@ -106,7 +107,8 @@ fn read_zip(path: &Path, split: Split) -> Result<(Vec<String>, Vec<Encoded>)> {
     for i in 0..zip.len() {
         let name = zip.name_for_index(i).unwrap_or_default().to_string();
         let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
-        if parts.len() < 3 || name.ends_with('/') || !is_image(parts[parts.len() - 1]) {
+        // __MACOSX/: the metadata copy of the tree that zips made on macOS carry.
+        if parts.len() < 3 || name.ends_with('/') || !is_image(parts[parts.len() - 1]) || parts[0] == "__MACOSX" {
             continue;
         }
         let n = parts.len();

@@ -31,10 +31,10 @@ pub fn load(path: &Path, split: Split) -> Result<Dataset> {
     // The class count comes from both splits so train and test agree on it.
     let mut num_classes = 0;
     for s in ["train", "test"] {
-        if let Ok(l) = get(&format!("{s}_labels")) {
-            if l.numel() > 0 {
-                num_classes = num_classes.max(l.max().to_kind(Kind::Int64).int64_value(&[]) + 1);
-            }
+        if let Ok(l) = get(&format!("{s}_labels"))
+            && l.numel() > 0
+        {
+            num_classes = num_classes.max(l.max().to_kind(Kind::Int64).int64_value(&[]) + 1);
         }
     }
     Dataset::new(images, labels, (0..num_classes).map(|c| c.to_string()).collect())

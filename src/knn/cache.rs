@@ -12,17 +12,33 @@ use tch::{Device, Tensor};
 /// `embedding_hash` identifies the embedding's content (see `prior`). A corrupt cache file is
 /// reported and rebuilt, never silently used.
 pub fn table_cached(emb: &Tensor, embedding_hash: &str, k: usize, metric: Metric, cache_dir: &Path, device: Device) -> Result<NeighbourTable> {
-    let path = table_path(cache_dir, embedding_hash, k, metric);
-    if path.exists() {
-        match NeighbourTable::load(&path) {
-            Ok(t) if t.k() == k && t.len() == emb.size()[0] as usize => return Ok(t),
-            Ok(_) => eprintln!("warning: {} does not match the embedding; rebuilding it", path.display()),
-            Err(e) => eprintln!("warning: {e:#}; rebuilding it"),
-        }
+    if let Some(t) = cached_table(cache_dir, embedding_hash, k, metric, emb.size()[0] as usize) {
+        return Ok(t);
     }
+    let path = table_path(cache_dir, embedding_hash, k, metric);
     let table = build_table(emb, k, metric, device)?;
     table.save(&path).with_context(|| format!("writing neighbour table cache {}", path.display()))?;
     Ok(table)
+}
+
+/// The cached table for (embedding hash, metric, k) over `n` images, if one is stored and sound;
+/// a damaged or mismatched file is reported (and will be rebuilt by the caller).
+pub fn cached_table(cache_dir: &Path, embedding_hash: &str, k: usize, metric: Metric, n: usize) -> Option<NeighbourTable> {
+    let path = table_path(cache_dir, embedding_hash, k, metric);
+    if !path.exists() {
+        return None;
+    }
+    match NeighbourTable::load(&path) {
+        Ok(t) if t.k() == k && t.len() == n => Some(t),
+        Ok(_) => {
+            eprintln!("warning: {} does not match the embedding; rebuilding it", path.display());
+            None
+        }
+        Err(e) => {
+            eprintln!("warning: {e:#}; rebuilding it");
+            None
+        }
+    }
 }
 
 pub fn table_path(cache_dir: &Path, embedding_hash: &str, k: usize, metric: Metric) -> PathBuf {
@@ -38,8 +54,11 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    // Keep the extension last: libtorch picks the format from it.
-    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), name));
+    // Unique per process and per call (threads of one process write too); the extension stays
+    // last because libtorch picks the format from it.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{}-{n}-{name}", std::process::id()));
     write(&tmp)?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())

@@ -17,6 +17,7 @@ pub struct InspectArgs {
     /// Dataset file or folder (see `gps data info`).
     #[arg(long)]
     pub dataset: PathBuf,
+    /// auto, image-folder, cifar10-bin, cifar100-bin, idx, mnist-csv, medmnist-npz
     #[arg(long, default_value = "auto", value_parser = data::cli::parse_format)]
     pub format: DataFormat,
     /// train or test.
@@ -25,9 +26,12 @@ pub struct InspectArgs {
     /// Keep only this many images, class-balanced.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// none, pixels, autoencoder, imagenet-mobilenetv2, torchscript:<file.pt>, embeddings:<file>, labels
+    /// pixels, autoencoder, imagenet-mobilenetv2, torchscript:<file.pt>, embeddings:<file.npy|.safetensors>,
+    /// labels. A TorchScript encoder takes float images in [0,1] [B,C,H,W] and returns [B,D]:
+    /// `torch.jit.trace(torch.nn.Sequential(normalize, resnet_without_fc).eval(), torch.rand(2,3,32,32)).save("enc.pt")`
     #[arg(long)]
     pub prior: PriorSpec,
+    /// Neighbours per image.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
     /// cosine or l2.
@@ -39,9 +43,11 @@ pub struct InspectArgs {
     /// Autoencoder prior: mlp or conv.
     #[arg(long, default_value = "mlp", value_parser = parse_autoencoder)]
     pub autoencoder: AutoencoderKind,
-    #[arg(long, default_value_t = 10)]
+    /// Autoencoder training epochs (the run spec's default, so `inspect` and runs share the cache).
+    #[arg(long, default_value_t = PriorOptions::default().autoencoder_epochs)]
     pub autoencoder_epochs: usize,
-    #[arg(long, default_value_t = 128)]
+    /// Autoencoder latent width.
+    #[arg(long, default_value_t = PriorOptions::default().autoencoder_dim)]
     pub autoencoder_dim: usize,
     /// Seed of seeded priors (autoencoder, labels).
     #[arg(long, default_value_t = 5)]
@@ -49,6 +55,7 @@ pub struct InspectArgs {
     /// auto, cpu or cuda.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
+    /// Decoded datasets and prior embeddings are cached here.
     #[arg(long, default_value = ".cache")]
     pub cache_dir: PathBuf,
 }
@@ -80,6 +87,8 @@ pub struct Purity {
     pub per_class: Vec<f64>,
     pub classes: Vec<String>,
     pub n: usize,
+    /// Embedding width.
+    pub dim: usize,
 }
 
 impl PriorCommand {
@@ -89,13 +98,14 @@ impl PriorCommand {
                 let start = std::time::Instant::now();
                 let p = inspect(&args)?;
                 println!(
-                    "purity@{} ({:?}) of prior `{}` on {} {} ({} images): {:.4}   [{:.1} s]",
+                    "purity@{} ({:?}) of prior `{}` on {} {} ({} images, {}-d): {:.4}   [{:.1} s]",
                     args.k,
                     args.metric,
                     args.prior,
                     args.dataset.display(),
                     args.split.as_str(),
                     p.n,
+                    p.dim,
                     p.overall,
                     start.elapsed().as_secs_f64()
                 );
@@ -135,5 +145,5 @@ pub fn inspect(args: &InspectArgs) -> Result<Purity> {
     let (emb, _hash) = super::embed_cached(&args.prior, &opts, &d, args.seed, &args.cache_dir, device)?;
     let table = crate::knn::build_table(&emb, args.k, args.metric, device).context("building the neighbour table")?;
     let (overall, per_class) = table.label_purity(&d.labels_vec(), d.num_classes());
-    Ok(Purity { overall, per_class, classes: d.classes.clone(), n: d.len() })
+    Ok(Purity { overall, per_class, classes: d.classes.clone(), n: d.len(), dim: emb.size()[1] as usize })
 }

@@ -21,9 +21,14 @@ const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// The converted weights: `$GPS_WEIGHTS_DIR`, else `<cache_dir>/weights`, else `.cache/weights`
 /// (where the fetch script puts them by default).
 pub fn mobilenet_weights_path(cache_dir: &Path) -> Result<PathBuf> {
-    let mut tried = Vec::new();
     let env = std::env::var_os("GPS_WEIGHTS_DIR").map(PathBuf::from);
-    for dir in env.into_iter().chain([cache_dir.join("weights"), PathBuf::from(".cache/weights")]) {
+    let dirs: Vec<PathBuf> = env.into_iter().chain([cache_dir.join("weights"), PathBuf::from(".cache/weights")]).collect();
+    find_weights(&dirs)
+}
+
+fn find_weights(dirs: &[PathBuf]) -> Result<PathBuf> {
+    let mut tried = Vec::new();
+    for dir in dirs {
         let p = dir.join(MOBILENET_WEIGHTS_FILE);
         if p.is_file() {
             return Ok(p);
@@ -36,14 +41,16 @@ pub fn mobilenet_weights_path(cache_dir: &Path) -> Result<PathBuf> {
     )
 }
 
+/// The weights are looked up when embedding, not when building the prior, so a run whose
+/// neighbour table is already cached (a GPU job after a CPU preparation job) needs no weights.
 pub struct MobileNetV2Prior {
-    weights: PathBuf,
+    cache_dir: PathBuf,
     input_size: u32,
 }
 
 impl MobileNetV2Prior {
     pub fn new(input_size: Option<u32>, cache_dir: &Path) -> Result<MobileNetV2Prior> {
-        Ok(MobileNetV2Prior { weights: mobilenet_weights_path(cache_dir)?, input_size: input_size.unwrap_or(DEFAULT_INPUT_SIZE) })
+        Ok(MobileNetV2Prior { cache_dir: cache_dir.to_path_buf(), input_size: input_size.unwrap_or(DEFAULT_INPUT_SIZE) })
     }
 }
 
@@ -60,8 +67,9 @@ impl Prior for MobileNetV2Prior {
         let mut vs = nn::VarStore::new(device);
         let net = features(&vs.root());
         vs.freeze(); // frozen first: loading copies into the variables in place
-        vs.read_safetensors(&self.weights)
-            .with_context(|| format!("loading {} (re-run scripts/fetch-mobilenet.sh if it is damaged)", self.weights.display()))?;
+        let weights = mobilenet_weights_path(&self.cache_dir)?;
+        vs.read_safetensors(&weights)
+            .with_context(|| format!("loading {} (re-run scripts/fetch-mobilenet.sh if it is damaged)", weights.display()))?;
         let mean = Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]).to_device(device);
         let std = Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]).to_device(device);
         embed_in_batches(&train.images, |batch| {
@@ -121,4 +129,18 @@ fn features(root: &nn::Path) -> impl ModuleT + use<> {
         }
     }
     seq.add(conv_bn_relu6(&p / layer, c_in, 1280, 1, 1, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_weights_name_the_fetch_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = find_weights(&[dir.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(err.contains("scripts/fetch-mobilenet.sh") && err.contains(MOBILENET_WEIGHTS_FILE), "{err}");
+        std::fs::write(dir.path().join(MOBILENET_WEIGHTS_FILE), b"x").unwrap();
+        assert_eq!(find_weights(&[PathBuf::from("/nonexistent"), dir.path().to_path_buf()]).unwrap(), dir.path().join(MOBILENET_WEIGHTS_FILE));
+    }
 }

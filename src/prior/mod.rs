@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 /// Bumped when an embedder changes what it computes, so stale cache entries are not reused.
-const PRIOR_CACHE_VERSION: u32 = 1;
+const PRIOR_CACHE_VERSION: u32 = 2;
 
 /// Images per forward pass of the encoders (bounded memory on any device).
 const BATCH: i64 = 256;
@@ -66,8 +66,7 @@ pub fn embed_cached(
     device: Device,
 ) -> Result<(Tensor, String)> {
     let embedder = make(prior, opts, seed, cache_dir)?;
-    let key = format!("v{PRIOR_CACHE_VERSION}|{}|{}", train.content_hash(), embedder.key());
-    let hash: String = Sha256::digest(key.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hash = hash_of(embedder.as_ref(), train);
     let path = embedding_path(cache_dir, &hash);
     if path.exists() {
         match read_embedding(&path, train.len()) {
@@ -81,6 +80,17 @@ pub fn embed_cached(
     crate::knn::write_atomically(&path, |tmp| Tensor::write_safetensors(&[("embedding", emb.shallow_clone())], tmp).map_err(Into::into))
         .with_context(|| format!("writing prior cache {}", path.display()))?;
     Ok((emb, hash))
+}
+
+/// The cache key of `prior` on `train` (what `embed_cached` returns with the embedding), without
+/// computing the embedding: callers holding a neighbour table for this key can skip the prior.
+pub fn cache_hash(prior: &PriorSpec, opts: &PriorOptions, train: &Dataset, seed: u64, cache_dir: &Path) -> Result<String> {
+    Ok(hash_of(make(prior, opts, seed, cache_dir)?.as_ref(), train))
+}
+
+fn hash_of(embedder: &dyn Prior, train: &Dataset) -> String {
+    let key = format!("v{PRIOR_CACHE_VERSION}|{}|{}", train.content_hash(), embedder.key());
+    Sha256::digest(key.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn embedding_path(cache_dir: &Path, hash: &str) -> PathBuf {
@@ -106,13 +116,14 @@ fn check_embedding(t: &Tensor, n: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// uint8 images [B,C,H,W] to float in [0,1] on `device`, bilinearly resized to `size` when given.
+/// uint8 images [B,C,H,W] to float in [0,1] on `device`, bilinearly resized to `size` when given
+/// (antialiased when shrinking, like torchvision's Resize on tensors, so large images do not alias).
 fn to_float(images: &Tensor, device: Device, size: Option<u32>) -> Tensor {
     let x = images.to_device(device).to_kind(Kind::Float) / 255.0;
-    match size {
-        Some(s) if (x.size()[2], x.size()[3]) != (s as i64, s as i64) => {
-            x.upsample_bilinear2d([s as i64, s as i64], false, None::<f64>, None::<f64>)
-        }
+    let (h, w) = (x.size()[2], x.size()[3]);
+    match size.map(|s| s as i64) {
+        Some(s) if s < h || s < w => x.internal_upsample_bilinear2d_aa([s, s], false, None::<f64>, None::<f64>),
+        Some(s) if (h, w) != (s, s) => x.upsample_bilinear2d([s, s], false, None::<f64>, None::<f64>),
         _ => x,
     }
 }

@@ -32,6 +32,10 @@ pub struct ResultRow {
     pub positive_purity: f64,
     pub final_loss: f64,
     pub epoch_losses: Vec<f64>,
+    /// Probe top-1 after each epoch (NaN where the epoch was not evaluated).
+    pub epoch_probe_top1: Vec<f64>,
+    /// Optimizer steps done (the same for a resumed run as for an uninterrupted one).
+    pub steps: i64,
     pub wall_s: f64,
     pub train_s: f64,
     pub samples_per_s: f64,
@@ -75,6 +79,8 @@ impl ResultRow {
             positive_purity: outcome.positive_purity,
             final_loss: outcome.final_loss,
             epoch_losses: outcome.epoch_losses.clone(),
+            epoch_probe_top1: outcome.epoch_probe_top1.clone(),
+            steps: outcome.steps as i64,
             wall_s: outcome.wall_s,
             train_s: outcome.train_s,
             samples_per_s: outcome.samples_per_s,
@@ -93,6 +99,7 @@ impl ResultRow {
         let f = |name: &str, v: f64| Column::new(name.into(), [v]);
         let i = |name: &str, v: i64| Column::new(name.into(), [v]);
         let losses = Series::new("".into(), &self.epoch_losses);
+        let probes = Series::new("".into(), &self.epoch_probe_top1);
         let columns = vec![
             s("run_id", &self.run_id),
             s("sweep", &self.sweep),
@@ -115,6 +122,8 @@ impl ResultRow {
             f("positive_purity", self.positive_purity),
             f("final_loss", self.final_loss),
             Column::new("epoch_losses".into(), [losses]),
+            Column::new("epoch_probe_top1".into(), [probes]),
+            i("steps", self.steps),
             f("wall_s", self.wall_s),
             f("train_s", self.train_s),
             f("samples_per_s", self.samples_per_s),

@@ -87,6 +87,16 @@ pub fn run_prepared(spec: &RunSpec, opts: &TrainOptions, data: Prepared, device:
     Ok(trainer.outcome(started, resumed))
 }
 
+/// Samples per second of the training step of `spec` (see `Trainer::bench`), with the device name.
+pub fn bench(spec: &RunSpec, warmup: usize, steps: usize) -> Result<(f64, String)> {
+    spec.validate()?;
+    let device = crate::device::resolve(spec.device)?;
+    let data = prepare_on(spec, device)?;
+    let mut trainer = trainer::Trainer::new(spec, data, device)?;
+    let sps = trainer.bench(warmup, steps)?;
+    Ok((sps, crate::device::describe(device)))
+}
+
 /// Loads the data and computes the prior embedding and neighbour table into the shared cache,
 /// without training: a sweep runs this once per (dataset, prior, k) before its array tasks.
 pub fn prepare(spec: &RunSpec) -> Result<()> {
@@ -107,7 +117,7 @@ mod tests {
     fn quadrants(n: i64, seed: i64) -> Dataset {
         tch::manual_seed(seed);
         let labels = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(4);
-        let mut images = Tensor::rand([n, 3, 16, 16], (Kind::Float, Device::Cpu)) * 0.3;
+        let images = Tensor::rand([n, 3, 16, 16], (Kind::Float, Device::Cpu)) * 0.3;
         for c in 0..4i64 {
             let (r, col) = ((c / 2) * 8, (c % 2) * 8);
             let mask = labels.eq(c).to_kind(Kind::Float).view([n, 1, 1, 1]) * 0.7;

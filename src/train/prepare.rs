@@ -37,6 +37,12 @@ fn neighbour_table(spec: &RunSpec, train: &Dataset, device: Device) -> Result<Ne
     if spec.prior == PriorSpec::None {
         return Ok(NeighbourTable::identity(train.len()));
     }
+    // A table already cached for this prior and data (e.g. by a CPU preparation job) is all a
+    // run needs: the embedding itself, and the prior's weights, can then be absent.
+    let hash = crate::prior::cache_hash(&spec.prior, &spec.prior_options, train, spec.seed, &spec.cache_dir)?;
+    if let Some(table) = knn::cached_table(&spec.cache_dir, &hash, spec.k, spec.metric, train.len()) {
+        return Ok(table);
+    }
     let (emb, hash) = crate::prior::embed_cached(&spec.prior, &spec.prior_options, train, spec.seed, &spec.cache_dir, device)
         .with_context(|| format!("computing prior `{}`", spec.prior))?;
     if emb.size()[0] as usize != train.len() {

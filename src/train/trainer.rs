@@ -297,6 +297,27 @@ impl<'a> Trainer<'a> {
         self.pending_steps += 1;
     }
 
+    /// Throughput of the training step alone: `warmup` untimed steps, then `steps` timed ones
+    /// (anchors per second, the device synchronised at both ends). No evaluation, no checkpoint.
+    pub fn bench(&mut self, warmup: usize, steps: usize) -> Result<f64> {
+        let b = self.spec.batch_size;
+        let n = self.train_images.size()[0] as usize;
+        let perm = SplitMix64::for_step(self.spec.seed, STREAM_PERMUTATION, 0).permutation(n);
+        let batches = (n / b).max(1);
+        let run = |count: usize, trainer: &mut Self| -> Result<()> {
+            for i in 0..count {
+                let s = i % batches;
+                trainer.step(&perm[s * b..(s + 1) * b]);
+                trainer.state.global_step += 1;
+            }
+            trainer.drain_loss()
+        };
+        run(warmup, self)?;
+        let t = Instant::now();
+        run(steps, self)?;
+        Ok((steps * b) as f64 / t.elapsed().as_secs_f64())
+    }
+
     /// Moves the device-side loss sum into the bookkeeping; a non-finite loss fails the run.
     fn drain_loss(&mut self) -> Result<()> {
         if self.pending_steps == 0 {
