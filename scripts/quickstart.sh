@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release --quiet
-exec target/release/gps sweep run sweeps/quickstart.yaml --jobs "${GPS_JOBS:-2}" "$@"
+cargo build --quiet
+exec target/debug/gps sweep run sweeps/quickstart.yaml --jobs "${GPS_JOBS:-2}" "$@"

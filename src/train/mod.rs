@@ -71,6 +71,8 @@ pub struct Interrupted {
 /// Trains and evaluates one run. Errors: bad input (named), non-finite loss (the run failed), or
 /// `Interrupted` (downcast it to requeue).
 pub fn run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunOutcome> {
+    // Before the data is loaded: a SLURM signal during a long decode must not kill the task.
+    signals::install();
     spec.validate()?;
     let device = crate::device::resolve(spec.device)?;
     let started = Instant::now();
