@@ -31,6 +31,7 @@ fn loss_falls(method: Method) {
     let opts = TrainOptions { ckpt_dir: dir.path().to_path_buf(), progress: Progress::Quiet };
     let out = train::run_prepared(&s, &opts, data, tch::Device::Cpu, Instant::now()).unwrap();
     let l = &out.epoch_losses;
+    eprintln!("{method:?} losses {l:?}");
     assert_eq!(l.len(), 3);
     assert!(l.iter().all(|x| x.is_finite()), "{method:?}: {l:?}");
     assert!(l[2] < l[0], "{method:?}: loss did not fall: {l:?}");

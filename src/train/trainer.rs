@@ -27,6 +27,8 @@ const STREAM_AUG_POSITIVE: u64 = 4;
 /// Read the loss back from the device this often (each read is a synchronisation).
 const LOSS_CHECK_EVERY: usize = 20;
 
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A loss that is NaN or infinite: the run failed and must not write a result that looks fine.
 #[derive(Debug, thiserror::Error)]
 #[error("the loss became {value} at epoch {epoch}, step {step}: the run failed (try a lower `optimizer.lr`, or `precision: fp32`)")]
@@ -79,6 +81,9 @@ impl<'a> Trainer<'a> {
             tch::Cuda::cudnn_set_benchmark(true);
         }
         let channels_last = cuda && spec.channels_last;
+        // libtorch's default generator is process-wide: hold it while seeding and drawing the
+        // initial weights so runs in parallel threads (tests, benchmarks) start identically.
+        let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
         tch::manual_seed(spec.seed as i64);
 
         let in_channels = data.train.channels() as i64;
