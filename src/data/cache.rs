@@ -57,7 +57,7 @@ struct Meta {
 
 fn write(file: &Path, d: &Dataset, fingerprint: &str) -> Result<()> {
     let meta = serde_json::to_vec(&Meta { fingerprint: fingerprint.to_string(), classes: d.classes.clone() })?;
-    crate::knn::write_atomically(file, |tmp| {
+    crate::atomic_file::write_via_temp(file, |tmp| {
         let tensors = [("images", d.images.shallow_clone()), ("labels", d.labels.shallow_clone()), ("meta", Tensor::from_slice(&meta))];
         Tensor::write_safetensors(&tensors, tmp).map_err(Into::into)
     })

@@ -47,19 +47,3 @@ pub fn table_path(cache_dir: &Path, embedding_hash: &str, k: usize, metric: Metr
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     cache_dir.join("knn").join(format!("{hex}.safetensors"))
 }
-
-/// Writes through a temporary file in the same directory and renames it into place, so readers
-/// (other array tasks) see either nothing or the whole file.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    // Unique per process and per call (threads of one process write too); the extension stays
-    // last because libtorch picks the format from it.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".tmp-{}-{n}-{name}", std::process::id()));
-    write(&tmp)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
-}

@@ -7,6 +7,6 @@ mod sampler;
 mod table;
 
 pub use build::{build_table, pairwise_gemm};
-pub use cache::{cached_table, table_cached, table_path, write_atomically};
+pub use cache::{cached_table, table_cached, table_path};
 pub use sampler::{PositiveSampler, SplitMix64, positive_purity};
 pub use table::NeighbourTable;

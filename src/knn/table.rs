@@ -89,7 +89,7 @@ impl NeighbourTable {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::knn::cache::write_atomically(path, |tmp| {
+        crate::atomic_file::write_via_temp(path, |tmp| {
             Tensor::write_safetensors(&[("neighbours", self.to_tensor())], tmp).map_err(Into::into)
         })
     }

@@ -77,7 +77,7 @@ pub fn embed_cached(
     let emb = embedder.embed(train, device).with_context(|| format!("embedding {} images with prior `{prior}`", train.len()))?;
     check_embedding(&emb, train.len(), &format!("prior `{prior}`"))?;
     let emb = emb.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-    crate::knn::write_atomically(&path, |tmp| Tensor::write_safetensors(&[("embedding", emb.shallow_clone())], tmp).map_err(Into::into))
+    crate::atomic_file::write_via_temp(&path, |tmp| Tensor::write_safetensors(&[("embedding", emb.shallow_clone())], tmp).map_err(Into::into))
         .with_context(|| format!("writing prior cache {}", path.display()))?;
     Ok((emb, hash))
 }

@@ -156,7 +156,7 @@ pub fn failure_path(output_dir: &Path, run_id: &str) -> PathBuf {
 pub fn write_row(output_dir: &Path, row: &ResultRow) -> Result<PathBuf> {
     let target = row_path(output_dir, &row.run_id);
     let mut frame = row.to_frame()?;
-    write_atomically(&target, |file| {
+    crate::atomic_file::write_file(&target, |file| {
         // One row per file: column statistics cannot prune anything and compression saves
         // nothing, while both cost time for every file a report reads (~20% of a 10k-file scan).
         ParquetWriter::new(file)
@@ -208,7 +208,7 @@ impl FailureRecord {
 pub fn write_failure(output_dir: &Path, record: &FailureRecord) -> Result<PathBuf> {
     let target = failure_path(output_dir, &record.run_id);
     let json = serde_json::to_vec_pretty(record)?;
-    write_atomically(&target, |file| {
+    crate::atomic_file::write_file(&target, |file| {
         use std::io::Write;
         file.write_all(&json)?;
         Ok(())
@@ -219,27 +219,6 @@ pub fn write_failure(output_dir: &Path, record: &FailureRecord) -> Result<PathBu
 pub fn read_failure(path: &Path) -> Result<FailureRecord> {
     let text = std::fs::read(path).with_context(|| format!("cannot read failure record {}", path.display()))?;
     serde_json::from_slice(&text).with_context(|| format!("failure record {} is not valid JSON", path.display()))
-}
-
-/// Writes through `<target>.tmp-<pid>-<n>` in the target's folder (same filesystem), syncs, then
-/// renames over the target.
-fn write_atomically(target: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = target.parent().context("result path has no folder")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create results folder {}", dir.display()))?;
-    let name = target.file_name().context("result path has no file name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let result = (|| -> Result<()> {
-        let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        write(&mut file).with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, target).with_context(|| format!("cannot rename {} to {}", tmp.display(), target.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// `git describe --always --dirty` of the working directory, or `unknown` outside a repository.

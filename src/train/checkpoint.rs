@@ -37,7 +37,7 @@ pub fn save(dir: &Path, state: &LoopState, tensors: Vec<(String, Tensor)>) -> Re
     let meta = serde_json::to_vec(state)?;
     let mut all: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu))).collect();
     all.push((META.to_string(), Tensor::from_slice(&meta)));
-    crate::knn::write_atomically(&path, |tmp| Tensor::write_safetensors(&all, tmp).map_err(Into::into))
+    crate::atomic_file::write_via_temp(&path, |tmp| Tensor::write_safetensors(&all, tmp).map_err(Into::into))
         .with_context(|| format!("writing checkpoint {}", path.display()))?;
     for old in list(dir)?.into_iter().rev().skip(KEEP) {
         let _ = std::fs::remove_file(old);
