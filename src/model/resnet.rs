@@ -127,6 +127,20 @@ mod tests {
     use tch::{Device, Kind};
 
     #[test]
+    fn channels_last_layout_gives_the_same_features() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = ResNet::resnet18(&vs.root(), 3);
+        let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let before = net.forward_t(&x, false);
+        super::super::vars_to_channels_last(&vs);
+        let conv = vs.variables()["conv1.weight"].shallow_clone();
+        assert!(!conv.is_contiguous(), "weights are re-laid as NHWC");
+        let after = net.forward_t(&super::super::to_channels_last(&x), false);
+        assert!(before.allclose(&after, 1e-4, 1e-4, false));
+    }
+
+    #[test]
     fn shapes_and_parameter_counts_match_torchvision() {
         let vs = nn::VarStore::new(Device::Cpu);
         let r18 = ResNet::resnet18(&vs.root(), 3);

@@ -35,7 +35,8 @@ pub struct LoopState {
 pub fn save(dir: &Path, state: &LoopState, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {
     let path = dir.join(format!("ckpt-{:010}.safetensors", state.global_step));
     let meta = serde_json::to_vec(state)?;
-    let mut all: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu))).collect();
+    // Contiguous: safetensors refuses strided tensors, and channels-last weights are strided.
+    let mut all: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu).contiguous())).collect();
     all.push((META.to_string(), Tensor::from_slice(&meta)));
     crate::atomic_file::write_via_temp(&path, |tmp| Tensor::write_safetensors(&all, tmp).map_err(Into::into))
         .with_context(|| format!("writing checkpoint {}", path.display()))?;
@@ -106,6 +107,18 @@ pub fn take<'a>(tensors: &'a [(String, Tensor)], name: &str) -> Result<&'a Tenso
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_last_tensors_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Tensor::arange(2 * 3 * 2 * 2, (Kind::Float, tch::Device::Cpu)).view([2, 3, 2, 2]);
+        let cl = crate::model::to_channels_last(&w);
+        assert!(!cl.is_contiguous());
+        let s = LoopState { run_id: "r".into(), ..Default::default() };
+        save(dir.path(), &s, vec![("w".into(), cl)]).unwrap();
+        let (_, t, _) = load_latest(dir.path(), "r").unwrap().unwrap();
+        assert!(take(&t, "w").unwrap().equal(&w));
+    }
 
     #[test]
     fn newest_good_checkpoint_wins_and_corrupt_ones_are_skipped() {
