@@ -1,5 +1,6 @@
 //! Training one run: the loop, optimizer, schedule, checkpoints, signals.
 pub mod checkpoint;
+mod flat_lars;
 pub mod optimizer;
 mod prepare;
 mod progress;

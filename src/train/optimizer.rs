@@ -1,6 +1,7 @@
 //! LARS (solo-learn's, spec §2), SGD and AdamW over parameter groups. Written here rather than
 //! taken from tch because tch has no LARS and no per-parameter exclusion of biases and norms.
 
+use super::flat_lars::FlatGroup;
 use crate::config::OptimizerKind;
 use tch::{Kind, Tensor};
 
@@ -14,30 +15,41 @@ pub struct ParamGroup {
 
 pub struct Optimizer {
     kind: OptimizerKind,
-    groups: Vec<ParamGroup>,
     momentum: f64,
     eta: f64,
-    /// Per parameter: momentum buffer (LARS/SGD) or first and second moments (AdamW).
-    state: Vec<Vec<Vec<Tensor>>>,
+    groups: Vec<GroupState>,
     steps: i64,
+}
+
+/// A group with its optimizer state: LARS and SGD keep the group in one flat buffer;
+/// AdamW keeps first and second moments per parameter.
+enum GroupState {
+    Flat { group: FlatGroup, lr_scale: f64, weight_decay: f64 },
+    Adam { params: Vec<Tensor>, moments: Vec<[Tensor; 2]>, lr_scale: f64, weight_decay: f64 },
 }
 
 const EPS: f64 = 1e-8;
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind, groups: Vec<ParamGroup>, momentum: f64, eta: f64) -> Optimizer {
-        let per_param = if kind == OptimizerKind::Adamw { 2 } else { 1 };
-        let state = groups
-            .iter()
-            .map(|g| g.params.iter().map(|p| (0..per_param).map(|_| p.zeros_like().detach()).collect()).collect())
+        let groups = groups
+            .into_iter()
+            .map(|g| match kind {
+                OptimizerKind::Adamw => {
+                    let moments = g.params.iter().map(|p| [p.zeros_like().detach(), p.zeros_like().detach()]).collect();
+                    GroupState::Adam { params: g.params, moments, lr_scale: g.lr_scale, weight_decay: g.weight_decay }
+                }
+                _ => GroupState::Flat { group: FlatGroup::new(g.params), lr_scale: g.lr_scale, weight_decay: g.weight_decay },
+            })
             .collect();
-        Optimizer { kind, groups, momentum, eta, state, steps: 0 }
+        Optimizer { kind, momentum, eta, groups, steps: 0 }
     }
 
     pub fn zero_grad(&mut self) {
         for g in &mut self.groups {
-            for p in &mut g.params {
-                p.zero_grad();
+            match g {
+                GroupState::Flat { group, .. } => group.zero_grad(),
+                GroupState::Adam { params, .. } => params.iter_mut().for_each(|p| p.zero_grad()),
             }
         }
     }
@@ -46,18 +58,17 @@ impl Optimizer {
     pub fn step(&mut self, lr: f64) {
         let _guard = tch::no_grad_guard();
         self.steps += 1;
-        for (gi, g) in self.groups.iter().enumerate() {
-            let glr = lr * g.lr_scale;
-            for (pi, p) in g.params.iter().enumerate() {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let state = &self.state[gi][pi];
-                match self.kind {
-                    OptimizerKind::Lars => lars_update(p, &grad, &state[0], glr, g.weight_decay, self.momentum, self.eta, true),
-                    OptimizerKind::Sgd => lars_update(p, &grad, &state[0], glr, g.weight_decay, self.momentum, self.eta, false),
-                    OptimizerKind::Adamw => adamw_update(p, &grad, &state[0], &state[1], glr, g.weight_decay, self.steps),
+        let lars = self.kind == OptimizerKind::Lars;
+        for g in &mut self.groups {
+            match g {
+                GroupState::Flat { group, lr_scale, weight_decay } => group.step(lr * *lr_scale, *weight_decay, self.momentum, self.eta, lars),
+                GroupState::Adam { params, moments, lr_scale, weight_decay } => {
+                    for (p, [m, v]) in params.iter().zip(moments.iter()) {
+                        let grad = p.grad();
+                        if grad.defined() {
+                            adamw_update(p, &grad, m, v, lr * *lr_scale, *weight_decay, self.steps);
+                        }
+                    }
                 }
             }
         }
@@ -66,10 +77,14 @@ impl Optimizer {
     /// Optimizer state for checkpoints, in a stable order.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("steps".to_string(), Tensor::from(self.steps))];
-        for (gi, g) in self.state.iter().enumerate() {
-            for (pi, p) in g.iter().enumerate() {
-                for (si, t) in p.iter().enumerate() {
-                    out.push((format!("{gi}.{pi}.{si}"), t.shallow_clone()));
+        for (gi, g) in self.groups.iter().enumerate() {
+            match g {
+                GroupState::Flat { group, .. } => out.push((format!("{gi}.momentum"), group.momentum_buffer().shallow_clone())),
+                GroupState::Adam { moments, .. } => {
+                    for (pi, [m, v]) in moments.iter().enumerate() {
+                        out.push((format!("{gi}.{pi}.m"), m.shallow_clone()));
+                        out.push((format!("{gi}.{pi}.v"), v.shallow_clone()));
+                    }
                 }
             }
         }
@@ -80,16 +95,24 @@ impl Optimizer {
         let find = |name: &str| {
             state.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| anyhow::anyhow!("checkpoint lacks optimizer state `{name}`"))
         };
+        let restore = |dst: &mut Tensor, name: &str| -> anyhow::Result<()> {
+            let src = find(name)?;
+            if src.size() != dst.size() {
+                anyhow::bail!("optimizer state {name} has shape {:?}, expected {:?}", src.size(), dst.size());
+            }
+            dst.copy_(src);
+            Ok(())
+        };
         let _guard = tch::no_grad_guard();
         self.steps = find("steps")?.int64_value(&[]);
-        for (gi, g) in self.state.iter_mut().enumerate() {
-            for (pi, p) in g.iter_mut().enumerate() {
-                for (si, t) in p.iter_mut().enumerate() {
-                    let src = find(&format!("{gi}.{pi}.{si}"))?;
-                    if src.size() != t.size() {
-                        anyhow::bail!("optimizer state {gi}.{pi}.{si} has shape {:?}, expected {:?}", src.size(), t.size());
+        for (gi, g) in self.groups.iter_mut().enumerate() {
+            match g {
+                GroupState::Flat { group, .. } => restore(group.momentum_buffer_mut(), &format!("{gi}.momentum"))?,
+                GroupState::Adam { moments, .. } => {
+                    for (pi, [m, v]) in moments.iter_mut().enumerate() {
+                        restore(m, &format!("{gi}.{pi}.m"))?;
+                        restore(v, &format!("{gi}.{pi}.v"))?;
                     }
-                    t.copy_(src);
                 }
             }
         }
@@ -97,6 +120,9 @@ impl Optimizer {
     }
 }
 
+/// Per-tensor LARS, the direct transcription of solo-learn's loop: the reference the flat
+/// implementation is tested against.
+#[cfg(test)]
 /// solo-learn's LARS with exclude_bias_n_norm and clip_lr: for tensors with ndim ≠ 1,
 /// r = min(η‖p‖/(‖g‖ + wd‖p‖ + ε) / lr, 1) when both norms are non-zero, d = (g + wd·p)·r;
 /// 1-D tensors (biases, norms) get d = g. Then buf = μ·buf + d; p −= lr·buf.
@@ -159,6 +185,55 @@ mod tests {
         let r = 0.02 * 5.0 / 1.5 / 0.5;
         let expected = [3.0 - 0.5 * 0.3 * r, 4.0 - 0.5 * (1.0 + 0.4) * r];
         assert!((got[0] as f64 - expected[0]).abs() < 1e-5 && (got[1] as f64 - expected[1]).abs() < 1e-5, "{got:?} vs {expected:?}");
+    }
+
+    /// The flat LARS/SGD equals the per-tensor reference over several steps, on a network with
+    /// convolutions (one channels-last), biases and norm parameters.
+    #[test]
+    fn flat_buffer_matches_the_per_tensor_reference() {
+        use tch::nn::{self, ModuleT};
+        for kind in [OptimizerKind::Lars, OptimizerKind::Sgd] {
+            let build = |seed: i64| {
+                tch::manual_seed(seed);
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = nn::seq_t()
+                    .add(nn::conv2d(vs.root() / "c1", 3, 8, 3, Default::default()))
+                    .add(nn::batch_norm2d(vs.root() / "bn", 8, Default::default()))
+                    .add_fn(|x| x.relu().mean_dim([2i64, 3].as_slice(), false, Kind::Float))
+                    .add(nn::linear(vs.root() / "fc", 8, 4, Default::default()));
+                (vs, net)
+            };
+            let (vs_a, net_a) = build(1);
+            let (vs_b, net_b) = build(1);
+            crate::model::vars_to_channels_last(&vs_a);
+            let sorted = |vs: &nn::VarStore| {
+                let mut v: Vec<(String, Tensor)> = vs.trainable_variables().into_iter().enumerate().map(|(i, t)| (i.to_string(), t)).collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v.into_iter().map(|(_, t)| t).collect::<Vec<_>>()
+            };
+            let mut opt = Optimizer::new(kind, vec![ParamGroup { params: sorted(&vs_a), lr_scale: 1.0, weight_decay: 1e-2 }], 0.9, 0.02);
+            let params_b = sorted(&vs_b);
+            let bufs: Vec<Tensor> = params_b.iter().map(|p| p.zeros_like()).collect();
+            let x = Tensor::randn([4, 3, 6, 6], (Kind::Float, Device::Cpu));
+            let y = Tensor::from_slice(&[0i64, 1, 2, 3]);
+            for step in 0..3 {
+                let lr = 0.5 / (step + 1) as f64;
+                opt.zero_grad();
+                net_a.forward_t(&crate::model::to_channels_last(&x), true).cross_entropy_for_logits(&y).backward();
+                opt.step(lr);
+                for p in &params_b {
+                    p.shallow_clone().zero_grad();
+                }
+                net_b.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
+                let _guard = tch::no_grad_guard();
+                for (p, b) in params_b.iter().zip(&bufs) {
+                    lars_update(p, &p.grad(), b, lr, 1e-2, 0.9, 0.02, kind == OptimizerKind::Lars);
+                }
+            }
+            for (a, b) in sorted(&vs_a).iter().zip(sorted(&vs_b).iter()) {
+                assert!(a.allclose(b, 1e-5, 1e-6, false), "{kind:?}: {a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]
