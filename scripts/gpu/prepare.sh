@@ -12,13 +12,14 @@ ZIP=${GPS_CIFAR10_ZIP:-../shared/data/cifar10-jpg.zip}
 ANCHOR=${GPS_ANCHOR:-../shared/bench/simclr_pytorch_anchor.py}
 bash scripts/setup.sh
 cargo build --release --quiet
+TARGET=${CARGO_TARGET_DIR:-target}
 rm -rf .gpu && mkdir -p .gpu/cache
-cp target/release/gps .gpu/gps && strip .gpu/gps
+cp "$TARGET/release/gps" .gpu/gps && strip .gpu/gps
 cp "$ZIP" .gpu/cifar10-jpg.zip
 [ -f "$ANCHOR" ] && cp "$ANCHOR" .gpu/
 cp scripts/gpu/*.yaml .gpu/
 # The MobileNetV2 k=5 table of the 50k training images, on this CPU (a few minutes).
-target/release/gps train .gpu/gps-simclr-weak.yaml --set epochs=1 --set device=cpu \
+"$TARGET/release/gps" train .gpu/gps-simclr-weak.yaml --set epochs=1 --set device=cpu \
   --set cache_dir=.gpu/cache --set dataset.path=.gpu/cifar10-jpg.zip --prepare-only
 # Only the neighbour tables travel (the decoded dataset and embeddings are rebuilt or not needed there).
 rm -rf .gpu/cache/datasets .gpu/cache/priors

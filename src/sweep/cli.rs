@@ -15,11 +15,20 @@ pub struct TrainArgs {
     /// Override a field, e.g. `--set epochs=5 --set optimizer.lr=0.3` (values are YAML).
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
+    /// Only fill the cache (decoded data, prior embedding, neighbour table) and stop: the CPU
+    /// half of a run whose training happens elsewhere.
+    #[arg(long)]
+    pub prepare_only: bool,
 }
 
 impl TrainArgs {
     pub fn run(self) -> Result<()> {
         let spec = self.resolve()?;
+        if self.prepare_only {
+            crate::train::prepare(&spec)?;
+            println!("prepared run {}: cache in {}", spec.run_id(), spec.cache_dir.display());
+            return Ok(());
+        }
         let sweep = spec.output_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         println!("run {} -> {}", spec.run_id(), spec.output_dir.display());
         task::run_and_record(&sweep, &spec, Progress::Auto)?;
