@@ -95,6 +95,55 @@ pub fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
     Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?)
 }
 
+/// Reads the given columns of every row file, files split over the cores. One-row files make
+/// the per-file overhead dominate: plain Parquet readers on scoped threads open 10,000 of them
+/// faster than a lazy multi-file scan does on a small machine.
+pub fn read_columns(files: &[PathBuf], columns: &[String]) -> Result<DataFrame> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
+    let chunk = files.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<DataFrame>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> Result<DataFrame> {
+                    let mut acc: Option<DataFrame> = None;
+                    for path in part {
+                        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+                        let df = ParquetReader::new(file)
+                            .with_columns(Some(columns.to_vec()))
+                            .finish()
+                            .map_err(anyhow::Error::from)
+                            .with_context(|| format!("cannot read result row {}", path.display()))?;
+                        match acc.as_mut() {
+                            Some(a) => {
+                                a.vstack_mut(&df)
+                                    .map_err(anyhow::Error::from)
+                                    .with_context(|| format!("result row {} has other column types", path.display()))?;
+                            }
+                            None => acc = Some(df),
+                        }
+                    }
+                    acc.context("no files in a part")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a reader thread panicked")))).collect()
+    });
+    let mut out: Option<DataFrame> = None;
+    for part in parts {
+        let part = part?;
+        match out.as_mut() {
+            Some(o) => {
+                o.vstack_mut(&part)?;
+            }
+            None => out = Some(part),
+        }
+    }
+    let mut out = out.context("no result rows")?;
+    out.rechunk_mut();
+    Ok(out)
+}
+
 pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     let (files, failed) = row_files(dir)?;
     if files.is_empty() {
@@ -111,7 +160,13 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
             bail!("unknown column `{name}` in the result rows; columns: {}", known.join(", "));
         }
     }
-    let mut lf = scan(&files)?.filter(col("status").eq(lit("ok")));
+    let mut needed: Vec<String> = vec!["status".into(), query.metric.clone()];
+    for name in keys.iter().chain(query.filters.iter().map(|(k, _)| k)) {
+        if !needed.contains(name) {
+            needed.push(name.clone());
+        }
+    }
+    let mut lf = read_columns(&files, &needed)?.lazy().filter(col("status").eq(lit("ok")));
     for (name, value) in &query.filters {
         lf = lf.filter(col(name.as_str()).cast(DataType::String).eq(lit(value.as_str())));
     }
