@@ -30,12 +30,12 @@ mod col {
     pub const BRIGHT: usize = 4;
     pub const CONTRAST: usize = 5;
     pub const SAT: usize = 6;
-    pub const HUE: usize = 7; // fraction of a full turn
-    pub const GRAY: usize = 8; // 1.0 = to grayscale
-    pub const SIGMA: usize = 9; // 0.0 = no blur
-    pub const SOLAR: usize = 10; // 1.0 = solarize
-    pub const FLIP: usize = 11; // 1.0 = flip (used when there is no crop)
-    pub const N: usize = 12;
+    pub const HUE: usize = 7; // 9 columns: the row-major 3x3 RGB hue-rotation matrix
+    pub const GRAY: usize = 16; // 1.0 = to grayscale
+    pub const SIGMA: usize = 17; // 0.0 = no blur
+    pub const SOLAR: usize = 18; // 1.0 = solarize
+    pub const FLIP: usize = 19; // 1.0 = flip (used when there is no crop)
+    pub const N: usize = 20;
 }
 
 impl Augmenter {
@@ -72,7 +72,7 @@ impl Augmenter {
             if self.channels == 3 {
                 x = pixel_ops::saturation(&x, &column(col::SAT));
                 if pr.jitter[3] > 0.0 {
-                    x = pixel_ops::hue(&x, &column(col::HUE));
+                    x = pixel_ops::hue(&x, &packed.narrow(1, col::HUE as i64, 9));
                 }
             }
         }
@@ -129,7 +129,8 @@ impl Augmenter {
             row[col::BRIGHT] = factor(ub, pr.jitter[0]) as f32;
             row[col::CONTRAST] = factor(uc, pr.jitter[1]) as f32;
             row[col::SAT] = factor(us, pr.jitter[2]) as f32;
-            row[col::HUE] = if apply_jitter { (pr.jitter[3] * (2.0 * uh - 1.0)) as f32 } else { 0.0 };
+            let turns = if apply_jitter { pr.jitter[3] * (2.0 * uh - 1.0) } else { 0.0 };
+            row[col::HUE..col::HUE + 9].copy_from_slice(&pixel_ops::hue_matrix(turns));
             row[col::GRAY] = gray as u8 as f32;
             row[col::SIGMA] = if blur { sigma as f32 } else { 0.0 };
             row[col::SOLAR] = solar as u8 as f32;

@@ -48,19 +48,59 @@ pub fn saturation(x: &Tensor, f: &Tensor) -> Tensor {
     (x * &f + luma(x) * (-&f + 1.0)).clamp(0.0, 1.0)
 }
 
-/// Hue rotation by `h` turns, as a rotation of the chroma plane in YIQ space (a linear stand-in
-/// for torchvision's HSV shift that keeps the op a batched 3x3 matrix product).
-pub fn hue(x: &Tensor, h: &Tensor) -> Tensor {
-    let dev = x.device();
-    let to_yiq = Tensor::from_slice(&[0.299f32, 0.587, 0.114, 0.596, -0.274, -0.322, 0.211, -0.523, 0.312]).view([3, 3]).to_device(dev);
-    let from_yiq = to_yiq.inverse();
-    let angle = h * (2.0 * std::f64::consts::PI);
-    let (c, s) = (angle.cos(), angle.sin());
-    let (one, zero) = (c.ones_like(), c.zeros_like());
-    let rot = Tensor::stack(&[&one, &zero, &zero, &zero, &c, &(-&s), &zero, &s, &c], 1).view([-1, 3, 3]);
-    let m = from_yiq.unsqueeze(0).matmul(&rot).matmul(&to_yiq.unsqueeze(0));
+/// RGB → YIQ (NTSC). Hue rotation turns the (I, Q) chroma plane and keeps luma Y.
+const TO_YIQ: [[f64; 3]; 3] = [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]];
+
+/// The hue rotation by θ is M(θ) = YIQ⁻¹ · R(θ) · YIQ with R(θ) = E₀₀ + cos θ (E₁₁ + E₂₂) + sin θ (E₂₁ − E₁₂),
+/// so M(θ) = A + cos θ · B + sin θ · C for three constant RGB matrices, computed once.
+static HUE_BASIS: std::sync::LazyLock<[[[f64; 3]; 3]; 3]> = std::sync::LazyLock::new(|| {
+    let t = TO_YIQ;
+    let f = inverse3(&t);
+    let mut basis = [[[0.0; 3]; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            basis[0][i][j] = f[i][0] * t[0][j];
+            basis[1][i][j] = f[i][1] * t[1][j] + f[i][2] * t[2][j];
+            basis[2][i][j] = f[i][2] * t[1][j] - f[i][1] * t[2][j];
+        }
+    }
+    basis
+});
+
+fn inverse3(m: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let cof = |r: usize, c: usize| {
+        let (r1, r2, c1, c2) = ((r + 1) % 3, (r + 2) % 3, (c + 1) % 3, (c + 2) % 3);
+        m[r1][c1] * m[r2][c2] - m[r1][c2] * m[r2][c1]
+    };
+    let det = m[0][0] * cof(0, 0) + m[0][1] * cof(0, 1) + m[0][2] * cof(0, 2);
+    let mut inv = [[0.0; 3]; 3];
+    for (i, row) in inv.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = cof(j, i) / det;
+        }
+    }
+    inv
+}
+
+/// The row-major 3x3 RGB matrix of a hue rotation by `turns` (fractions of a full turn), built
+/// on the CPU with the other per-image parameters so the device does one batched product.
+pub fn hue_matrix(turns: f64) -> [f32; 9] {
+    let (s, c) = (turns * 2.0 * std::f64::consts::PI).sin_cos();
+    let b = &*HUE_BASIS;
+    let mut m = [0f32; 9];
+    for i in 0..3 {
+        for j in 0..3 {
+            m[3 * i + j] = (b[0][i][j] + c * b[1][i][j] + s * b[2][i][j]) as f32;
+        }
+    }
+    m
+}
+
+/// Hue rotation as a rotation of the chroma plane in YIQ space (a linear stand-in for
+/// torchvision's HSV shift that keeps the op one batched 3x3 product). `m`: [B, 9] from `hue_matrix`.
+pub fn hue(x: &Tensor, m: &Tensor) -> Tensor {
     let (b, _, hh, ww) = x.size4().expect("4-D");
-    m.bmm(&x.reshape([b, 3, hh * ww])).view([b, 3, hh, ww]).clamp(0.0, 1.0)
+    m.view([b, 3, 3]).bmm(&x.reshape([b, 3, hh * ww])).view([b, 3, hh, ww]).clamp(0.0, 1.0)
 }
 
 pub fn grayscale_where(x: &Tensor, gray: &Tensor) -> Tensor {
@@ -113,7 +153,8 @@ mod tests {
         assert!(brightness(&x, &ones).allclose(&x, 1e-6, 1e-6, false));
         assert!(contrast(&x, &ones).allclose(&x, 1e-6, 1e-6, false));
         assert!(saturation(&x, &ones).allclose(&x, 1e-6, 1e-6, false));
-        assert!(hue(&x, &zeros).allclose(&x, 1e-4, 1e-4, false));
+        let identity = Tensor::from_slice(&hue_matrix(0.0)).repeat([4]).view([4, 9]);
+        assert!(hue(&x, &identity).allclose(&x, 1e-5, 1e-5, false));
         assert!(gaussian_blur(&x, &zeros).allclose(&x, 1e-6, 1e-6, false));
         assert!(grayscale_where(&x, &zeros).equal(&x));
         assert!(solarize_where(&x, &zeros).equal(&x));
@@ -132,5 +173,21 @@ mod tests {
         assert!(var(&blurred) < 0.5 * var(&x), "blur must reduce pixel variance of noise");
         // Mean brightness is kept by a normalised kernel (up to border effects).
         assert!((blurred.mean(Kind::Float).double_value(&[]) - x.mean(Kind::Float).double_value(&[])).abs() < 0.02);
+    }
+
+    /// The closed form equals YIQ⁻¹ · R(θ) · YIQ built the direct way, and keeps luma.
+    #[test]
+    fn hue_matrix_is_the_yiq_chroma_rotation() {
+        let to_yiq = Tensor::from_slice(&TO_YIQ.concat().iter().map(|&v| v as f32).collect::<Vec<_>>()).view([3, 3]);
+        let from_yiq = to_yiq.inverse();
+        for turns in [-0.2, -0.05, 0.0, 0.1, 0.2, 0.5] {
+            let (c, s) = ((turns * std::f64::consts::TAU).cos() as f32, (turns * std::f64::consts::TAU).sin() as f32);
+            let rot = Tensor::from_slice(&[1f32, 0., 0., 0., c, -s, 0., s, c]).view([3, 3]);
+            let reference = from_yiq.matmul(&rot).matmul(&to_yiq);
+            let m = Tensor::from_slice(&hue_matrix(turns)).view([3, 3]);
+            assert!(m.allclose(&reference, 1e-5, 1e-5, false), "turns {turns}: {m} vs {reference}");
+            let luma = to_yiq.get(0).unsqueeze(0);
+            assert!(luma.matmul(&m).allclose(&luma, 1e-5, 1e-5, false), "turns {turns}: luma changed");
+        }
     }
 }

@@ -66,7 +66,7 @@ mod tests {
     fn gradient_descent_on_fixed_views_lowers_the_loss() {
         use crate::config::{Backbone as BackboneKind, Method};
         use crate::ssl::{MethodContext, Views};
-        use tch::nn::{ModuleT, OptimizerConfig};
+        use tch::nn::OptimizerConfig;
         let dev = tch::Device::Cpu;
         let mut rng = crate::knn::SplitMix64::new(3);
         let mut uniform = |n: usize| Tensor::from_slice(&(0..n).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32).collect::<Vec<_>>());
