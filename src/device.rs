@@ -33,10 +33,7 @@ pub fn describe(device: Device) -> String {
 
 /// The GPU's name via nvidia-smi (tch does not expose cudaGetDeviceProperties).
 fn cuda_device_name(index: usize) -> Option<String> {
-    let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name", "--format=csv,noheader", &format!("--id={index}")])
-        .output()
-        .ok()?;
+    let out = std::process::Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader", &format!("--id={index}")]).output().ok()?;
     let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !name.is_empty()).then_some(name)
 }

@@ -22,10 +22,7 @@ pub fn cuda_library_loaded() -> bool {
 }
 
 fn load_cuda() -> Option<String> {
-    let candidates = torch_lib_dir()
-        .map(|d| format!("{d}/libtorch_cuda.so"))
-        .into_iter()
-        .chain(std::iter::once("libtorch_cuda.so".to_string()));
+    let candidates = torch_lib_dir().map(|d| format!("{d}/libtorch_cuda.so")).into_iter().chain(std::iter::once("libtorch_cuda.so".to_string()));
     let mut last_error = String::from("libtorch_cuda.so not found");
     for path in candidates {
         let c = CString::new(path.clone()).expect("path has no NUL");

@@ -59,7 +59,8 @@ fn pixels_embed_flat_unit_range_and_resize() {
 fn shrinking_is_antialiased() {
     // A one-pixel checkerboard shrunk 28 -> 10 is flat grey; sampling without a filter would
     // keep black and white pixels (aliasing).
-    let board = (Tensor::arange(28, (Kind::Int64, Device::Cpu)).view([28, 1]) + Tensor::arange(28, (Kind::Int64, Device::Cpu)).view([1, 28])).remainder(2) * 255;
+    let board =
+        (Tensor::arange(28, (Kind::Int64, Device::Cpu)).view([28, 1]) + Tensor::arange(28, (Kind::Int64, Device::Cpu)).view([1, 28])).remainder(2) * 255;
     let images = board.to_kind(Kind::Uint8).view([1, 1, 28, 28]).repeat([2, 1, 1, 1]);
     let d = Dataset::new(images, Tensor::from_slice(&[0i64, 1]), vec!["a".into(), "b".into()]).unwrap();
     let cache = tempfile::tempdir().unwrap();
@@ -171,8 +172,7 @@ fn cifar_test_subset(n: usize) -> Dataset {
 #[test]
 fn mobilenetv2_beats_raw_pixels_on_cifar10() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let weights = gps_ssl::prior::mobilenet_weights_path(&root.join(".cache"))
-        .expect("MobileNetV2 weights missing: run scripts/fetch-mobilenet.sh");
+    let weights = gps_ssl::prior::mobilenet_weights_path(&root.join(".cache")).expect("MobileNetV2 weights missing: run scripts/fetch-mobilenet.sh");
     assert!(weights.is_file());
     let d = cifar_test_subset(1000);
     let cache = tempfile::tempdir().unwrap();

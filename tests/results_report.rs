@@ -86,7 +86,12 @@ fn report_aggregates_seeds_and_marks_the_best() {
     use gps_ssl::config::Method::{Byol, Simclr};
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
-    let cells = [(Simclr, PriorSpec::None, [0.30, 0.40, 0.50]), (Simclr, PriorSpec::Pixels, [0.80, 0.85, 0.90]), (Byol, PriorSpec::None, [0.60, 0.60, 0.60]), (Byol, PriorSpec::Pixels, [0.70, 0.72, 0.74])];
+    let cells = [
+        (Simclr, PriorSpec::None, [0.30, 0.40, 0.50]),
+        (Simclr, PriorSpec::Pixels, [0.80, 0.85, 0.90]),
+        (Byol, PriorSpec::None, [0.60, 0.60, 0.60]),
+        (Byol, PriorSpec::Pixels, [0.70, 0.72, 0.74]),
+    ];
     for (method, prior, accs) in cells {
         for (seed, acc) in accs.into_iter().enumerate() {
             let s = spec(out, method, prior.clone(), 5, seed as u64);

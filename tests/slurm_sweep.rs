@@ -139,7 +139,11 @@ fn sweep_on_a_real_slurm() {
     // Resubmission takes only what is missing: nothing now; after the grid grows, just the new run.
     let out = gps(w, &["sweep", "submit", "e2e.yaml", "--only-missing"]);
     assert!(out.contains("submitting 0"), "{out}");
-    std::fs::write(w.join("e2e.yaml"), e2e.replace("prior: [none, pixels]", "prior: [none, pixels, labels]").replace("{prior: pixels,", "{prior: [pixels, labels],")).unwrap();
+    std::fs::write(
+        w.join("e2e.yaml"),
+        e2e.replace("prior: [none, pixels]", "prior: [none, pixels, labels]").replace("{prior: pixels,", "{prior: [pixels, labels],"),
+    )
+    .unwrap();
     let out = gps(w, &["sweep", "submit", "e2e.yaml", "--only-missing"]);
     assert!(out.contains("submitting 1"), "{out}");
     let new_job = out.split("submitted array job ").nth(1).and_then(|s| s.split(':').next()).expect(&out).to_string();

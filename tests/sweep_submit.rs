@@ -44,7 +44,13 @@ slurm:
 
     // Run the script as SLURM would for task 1: it must reach `gps task` with the right files;
     // the run fails (its dataset does not exist) and records why.
-    let status = Command::new("bash").arg(sub.join("array.sbatch")).env("SLURM_ARRAY_TASK_ID", "1").env("SLURM_ARRAY_JOB_ID", "42").current_dir(tmp.path()).output().unwrap();
+    let status = Command::new("bash")
+        .arg(sub.join("array.sbatch"))
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_JOB_ID", "42")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
     assert!(!status.status.success());
     let (_, expand) = gps(&workdir, &["sweep", "expand", "s.yaml", "--format", "json"]);
     let runs: serde_json::Value = serde_json::from_str(&expand).unwrap();

@@ -90,13 +90,7 @@ pub struct DatasetSpec {
 
 impl Default for DatasetSpec {
     fn default() -> Self {
-        DatasetSpec {
-            name: "cifar10".into(),
-            format: DataFormat::Auto,
-            path: PathBuf::from("data/cifar10-jpg.zip"),
-            train_limit: None,
-            test_limit: None,
-        }
+        DatasetSpec { name: "cifar10".into(), format: DataFormat::Auto, path: PathBuf::from("data/cifar10-jpg.zip"), train_limit: None, test_limit: None }
     }
 }
 
@@ -243,15 +237,7 @@ pub struct OptimizerSpec {
 
 impl Default for OptimizerSpec {
     fn default() -> Self {
-        OptimizerSpec {
-            kind: OptimizerKind::Lars,
-            lr: None,
-            weight_decay: None,
-            momentum: 0.9,
-            classifier_lr: 0.1,
-            warmup_epochs: 10,
-            eta: 0.02,
-        }
+        OptimizerSpec { kind: OptimizerKind::Lars, lr: None, weight_decay: None, momentum: 0.9, classifier_lr: 0.1, warmup_epochs: 10, eta: 0.02 }
     }
 }
 
@@ -300,8 +286,7 @@ impl Default for EvalSpec {
 impl RunSpec {
     /// Reads, parses and validates a run spec file; errors name the file, the field and the fix.
     pub fn from_file(path: &Path) -> Result<RunSpec> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read run spec {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read run spec {}", path.display()))?;
         Self::from_yaml(&text).with_context(|| format!("in run spec {}", path.display()))
     }
 

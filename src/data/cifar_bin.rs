@@ -88,9 +88,8 @@ pub fn load(root: &Path, v: Variant, split: Split) -> Result<Dataset> {
     let mut labels = Vec::new();
     for name in v.files(split) {
         let file = dir.join(name);
-        let bytes = std::fs::read(&file).with_context(|| {
-            format!("cannot read {} (the {:?} binary release has {} here)", file.display(), v, v.files(split).join(", "))
-        })?;
+        let bytes = std::fs::read(&file)
+            .with_context(|| format!("cannot read {} (the {:?} binary release has {} here)", file.display(), v, v.files(split).join(", ")))?;
         let expected = v.records_per_file(split) * record;
         if bytes.len() != expected {
             bail!(

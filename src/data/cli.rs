@@ -60,7 +60,16 @@ fn info(path: PathBuf, format: DataFormat, cache_dir: &std::path::Path) -> Resul
         let start = std::time::Instant::now();
         let d = super::load(&spec, split, cache_dir).with_context(|| format!("the {} split", split.as_str()))?;
         let (h, w) = d.image_size();
-        println!("{}: {} images of {}x{}x{} ({:.1} s), {} classes", split.as_str(), d.len(), d.channels(), h, w, start.elapsed().as_secs_f64(), d.num_classes());
+        println!(
+            "{}: {} images of {}x{}x{} ({:.1} s), {} classes",
+            split.as_str(),
+            d.len(),
+            d.channels(),
+            h,
+            w,
+            start.elapsed().as_secs_f64(),
+            d.num_classes()
+        );
         for (c, n) in d.classes.iter().zip(d.class_counts()) {
             println!("  {c:<20} {n}");
         }

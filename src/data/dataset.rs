@@ -112,11 +112,7 @@ impl Dataset {
         }
         picked.sort_unstable();
         let idx = Tensor::from_slice(&picked);
-        Dataset {
-            images: self.images.index_select(0, &idx),
-            labels: self.labels.index_select(0, &idx),
-            classes: self.classes.clone(),
-        }
+        Dataset { images: self.images.index_select(0, &idx), labels: self.labels.index_select(0, &idx), classes: self.classes.clone() }
     }
 
     /// sha256 (hex) of the shape, image bytes, labels and class names: identifies the content
@@ -130,11 +126,7 @@ impl Dataset {
     }
 
     pub fn shallow_clone(&self) -> Dataset {
-        Dataset {
-            images: self.images.shallow_clone(),
-            labels: self.labels.shallow_clone(),
-            classes: self.classes.clone(),
-        }
+        Dataset { images: self.images.shallow_clone(), labels: self.labels.shallow_clone(), classes: self.classes.clone() }
     }
 
     /// Per-channel mean and std of the images scaled to [0, 1] (normalisation statistics).

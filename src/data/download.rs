@@ -27,11 +27,9 @@ pub fn release(name: &str) -> Result<Release> {
             md5: "c32a1d4ab5d03f1284b67883e8d87530",
             folder: "cifar-10-batches-bin",
         }),
-        "cifar100" => Ok(Release {
-            url: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
-            md5: "03b5dce01913d631647c71ecec9e9cb8",
-            folder: "cifar-100-binary",
-        }),
+        "cifar100" => {
+            Ok(Release { url: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", md5: "03b5dce01913d631647c71ecec9e9cb8", folder: "cifar-100-binary" })
+        }
         other => bail!("unknown dataset `{other}` to download; known: {RELEASE_NAMES}"),
     }
 }
@@ -95,9 +93,7 @@ fn extract_tar_gz(archive: &Path, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(&staging)?;
     let result = (|| -> Result<()> {
         let f = std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
-        tar::Archive::new(GzDecoder::new(f))
-            .unpack(&staging)
-            .with_context(|| format!("extracting {} (corrupt archive?)", archive.display()))?;
+        tar::Archive::new(GzDecoder::new(f)).unpack(&staging).with_context(|| format!("extracting {} (corrupt archive?)", archive.display()))?;
         for entry in std::fs::read_dir(&staging)? {
             let entry = entry?;
             let target = dir.join(entry.file_name());

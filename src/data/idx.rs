@@ -49,8 +49,7 @@ fn read_idx(file: &Path, data_type: u8, ndim: u8) -> Result<(Vec<usize>, Vec<u8>
     if bytes.len() < header || bytes[..4] != [0, 0, data_type, ndim] {
         bail!("{} is not an IDX file of {ndim}-D unsigned bytes (bad magic number)", file.display());
     }
-    let dims: Vec<usize> =
-        (0..ndim as usize).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
+    let dims: Vec<usize> = (0..ndim as usize).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
     let expected = dims.iter().product::<usize>();
     if bytes.len() - header != expected {
         bail!("{}: header says {dims:?} ({expected} bytes) but {} bytes follow (truncated or corrupt)", file.display(), bytes.len() - header);

@@ -35,12 +35,7 @@ struct Encoded {
 pub fn load(root: &Path, split: Split) -> Result<Dataset> {
     let (classes, items) = if root.is_file() { read_zip(root, split)? } else { read_dir(root, split)? };
     if items.is_empty() {
-        bail!(
-            "no images for the {} split in {}: expected {}/<class>/<image>.jpg|png",
-            split.as_str(),
-            root.display(),
-            split_dirs(split).join(" or ")
-        );
+        bail!("no images for the {} split in {}: expected {}/<class>/<image>.jpg|png", split.as_str(), root.display(), split_dirs(split).join(" or "));
     }
     decode_all(&items, classes)
 }
@@ -100,8 +95,7 @@ fn read_dir(root: &Path, split: Split) -> Result<(Vec<String>, Vec<Encoded>)> {
 /// the tree in one top folder).
 fn read_zip(path: &Path, split: Split) -> Result<(Vec<String>, Vec<Encoded>)> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .with_context(|| format!("{} is not a readable zip archive", path.display()))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).with_context(|| format!("{} is not a readable zip archive", path.display()))?;
     // (split name, class, file name, entry index)
     let mut entries: Vec<(String, String, String, usize)> = Vec::new();
     for i in 0..zip.len() {
@@ -115,8 +109,7 @@ fn read_zip(path: &Path, split: Split) -> Result<(Vec<String>, Vec<Encoded>)> {
         entries.push((parts[n - 3].to_string(), parts[n - 2].to_string(), parts[n - 1].to_string(), i));
     }
     let known = |s: &str| split_dirs(Split::Train).contains(&s) || split_dirs(Split::Test).contains(&s);
-    let classes: Vec<String> =
-        entries.iter().filter(|e| known(&e.0)).map(|e| e.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let classes: Vec<String> = entries.iter().filter(|e| known(&e.0)).map(|e| e.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let Some(split_name) = split_dirs(split).iter().find(|d| entries.iter().any(|e| e.0 == **d)) else {
         bail!("{} holds no {}/<class>/<image> entries for the {} split", path.display(), split_dirs(split).join(" or "), split.as_str());
     };

@@ -63,9 +63,7 @@ fn build_table_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device,
         for r in 0..len as usize {
             let v = &vals[r * take..(r + 1) * take];
             let j = &idx[r * take..(r + 1) * take];
-            append_row_with_ties_by_index(&mut out, v, j, k, || {
-                Vec::<f32>::try_from(score.get(r as i64).to_device(Device::Cpu)).expect("score row")
-            });
+            append_row_with_ties_by_index(&mut out, v, j, k, || Vec::<f32>::try_from(score.get(r as i64).to_device(Device::Cpu)).expect("score row"));
         }
     }
     let idx = out.into_iter().map(|j| j as u32).collect();
@@ -85,12 +83,7 @@ fn append_row_with_ties_by_index(out: &mut Vec<i64>, vals: &[f32], idx: &[i64], 
     }
     let row = full_row();
     let threshold = vals[k - 1];
-    let mut pairs: Vec<(f32, i64)> = row
-        .iter()
-        .enumerate()
-        .filter(|&(_, &s)| s >= threshold)
-        .map(|(j, &s)| (s, j as i64))
-        .collect();
+    let mut pairs: Vec<(f32, i64)> = row.iter().enumerate().filter(|&(_, &s)| s >= threshold).map(|(j, &s)| (s, j as i64)).collect();
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     out.extend(pairs.into_iter().take(k).map(|p| p.1));
 }

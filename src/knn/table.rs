@@ -89,14 +89,12 @@ impl NeighbourTable {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::atomic_file::write_via_temp(path, |tmp| {
-            Tensor::write_safetensors(&[("neighbours", self.to_tensor())], tmp).map_err(Into::into)
-        })
+        crate::atomic_file::write_via_temp(path, |tmp| Tensor::write_safetensors(&[("neighbours", self.to_tensor())], tmp).map_err(Into::into))
     }
 
     pub fn load(path: &Path) -> Result<NeighbourTable> {
-        let tensors = Tensor::read_safetensors(path)
-            .with_context(|| format!("corrupt or unreadable neighbour table {}; delete it to rebuild", path.display()))?;
+        let tensors =
+            Tensor::read_safetensors(path).with_context(|| format!("corrupt or unreadable neighbour table {}; delete it to rebuild", path.display()))?;
         let t = tensors
             .into_iter()
             .find(|(name, _)| name == "neighbours")

@@ -1,8 +1,8 @@
 //! MLP heads (projectors, predictors) as solo-learn builds them: Linear, optional BatchNorm1d,
 //! optional ReLU, per layer.
 
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// One layer of a head: output width, whether a BatchNorm follows (with or without its affine
 /// parameters), whether a ReLU follows.

@@ -7,8 +7,8 @@ mod small_cnn;
 pub use heads::{Mlp, MlpLayer};
 
 use crate::config::Backbone as BackboneKind;
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// A feature extractor: images [B, C, H, W] to features [B, out_dim].
 pub trait Backbone: ModuleT {

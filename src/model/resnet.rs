@@ -2,8 +2,8 @@
 //! conv1 = 3x3, stride 1, padding 2 (34x34 maps from 32x32 input) and no max-pool; fc removed.
 
 use super::Backbone;
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
     nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
@@ -74,10 +74,8 @@ impl ResNet {
                 let stride = if li > 0 && bi == 0 { 2 } else { 1 };
                 let bp = &lp / bi;
                 let out = planes * expansion;
-                let down = (stride != 1 || inplanes != out).then(|| Downsample {
-                    conv: conv(&bp / "downsample" / 0, inplanes, out, 1, stride, 0),
-                    bn: bn(&bp / "downsample" / 1, out),
-                });
+                let down = (stride != 1 || inplanes != out)
+                    .then(|| Downsample { conv: conv(&bp / "downsample" / 0, inplanes, out, 1, stride, 0), bn: bn(&bp / "downsample" / 1, out) });
                 let block = if bottleneck {
                     Block::Bottleneck {
                         c1: conv(&bp / "conv1", inplanes, planes, 1, 1, 0),

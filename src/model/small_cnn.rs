@@ -2,8 +2,8 @@
 //! a CPU: quickstarts and tests.
 
 use super::Backbone;
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 #[derive(Debug)]
 pub struct SmallCnn {

@@ -62,9 +62,7 @@ fn build(kind: AutoencoderKind, p: &nn::Path, c: i64, h: i64, w: i64, dim: i64) 
             let mut encoder = nn::seq();
             for i in 0..3 {
                 let cfg = nn::ConvConfig { padding: kernels[i] / 2, ..Default::default() };
-                encoder = encoder
-                    .add(nn::conv2d(p / format!("enc{i}"), chans[i], chans[i + 1], kernels[i], cfg))
-                    .add_fn(|x| x.relu().max_pool2d_default(2));
+                encoder = encoder.add(nn::conv2d(p / format!("enc{i}"), chans[i], chans[i + 1], kernels[i], cfg)).add_fn(|x| x.relu().max_pool2d_default(2));
             }
             let mut decoder = nn::seq();
             for i in (0..3).rev() {

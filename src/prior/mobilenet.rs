@@ -68,8 +68,7 @@ impl Prior for MobileNetV2Prior {
         let net = features(&vs.root());
         vs.freeze(); // frozen first: loading copies into the variables in place
         let weights = mobilenet_weights_path(&self.cache_dir)?;
-        vs.read_safetensors(&weights)
-            .with_context(|| format!("loading {} (re-run scripts/fetch-mobilenet.sh if it is damaged)", weights.display()))?;
+        vs.read_safetensors(&weights).with_context(|| format!("loading {} (re-run scripts/fetch-mobilenet.sh if it is damaged)", weights.display()))?;
         let mean = Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]).to_device(device);
         let std = Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]).to_device(device);
         embed_in_batches(&train.images, |batch| {
@@ -87,10 +86,7 @@ impl Prior for MobileNetV2Prior {
 /// Conv2d + BatchNorm + ReLU6, torchvision's `Conv2dNormActivation`.
 fn conv_bn_relu6(p: nn::Path, c_in: i64, c_out: i64, ks: i64, stride: i64, groups: i64) -> impl ModuleT + use<> {
     let cfg = nn::ConvConfig { stride, padding: (ks - 1) / 2, groups, bias: false, ..Default::default() };
-    nn::seq_t()
-        .add(nn::conv2d(&p / 0, c_in, c_out, ks, cfg))
-        .add(nn::batch_norm2d(&p / 1, c_out, Default::default()))
-        .add_fn(|x| x.relu().clamp_max(6.0))
+    nn::seq_t().add(nn::conv2d(&p / 0, c_in, c_out, ks, cfg)).add(nn::batch_norm2d(&p / 1, c_out, Default::default())).add_fn(|x| x.relu().clamp_max(6.0))
 }
 
 /// Inverted residual block: 1x1 expand, 3x3 depthwise, 1x1 linear projection (+ skip).

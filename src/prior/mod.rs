@@ -40,9 +40,9 @@ pub trait Prior {
 /// are checked here, so a missing file fails before any work.
 pub fn make(prior: &PriorSpec, opts: &PriorOptions, seed: u64, cache_dir: &Path) -> Result<Box<dyn Prior>> {
     Ok(match prior {
-        PriorSpec::None => bail!(
-            "prior `none` has no embedding: the baseline's positive is the anchor itself (use NeighbourTable::identity); pick another prior to inspect"
-        ),
+        PriorSpec::None => {
+            bail!("prior `none` has no embedding: the baseline's positive is the anchor itself (use NeighbourTable::identity); pick another prior to inspect")
+        }
         PriorSpec::Pixels => Box::new(pixels::Pixels { input_size: opts.input_size }),
         PriorSpec::Labels => Box::new(labels::LabelOracle { seed }),
         PriorSpec::ImagenetMobilenetv2 => Box::new(mobilenet::MobileNetV2Prior::new(opts.input_size, cache_dir)?),
@@ -57,14 +57,7 @@ pub fn make(prior: &PriorSpec, opts: &PriorOptions, seed: u64, cache_dir: &Path)
 /// prior spec + its options (+ seed for trained priors). Also returns that hash (the k-NN cache
 /// key). Errors for PriorSpec::None (the baseline has no embedding: callers use
 /// NeighbourTable::identity).
-pub fn embed_cached(
-    prior: &PriorSpec,
-    opts: &PriorOptions,
-    train: &Dataset,
-    seed: u64,
-    cache_dir: &Path,
-    device: Device,
-) -> Result<(Tensor, String)> {
+pub fn embed_cached(prior: &PriorSpec, opts: &PriorOptions, train: &Dataset, seed: u64, cache_dir: &Path, device: Device) -> Result<(Tensor, String)> {
     let embedder = make(prior, opts, seed, cache_dir)?;
     let hash = hash_of(embedder.as_ref(), train);
     let path = embedding_path(cache_dir, &hash);

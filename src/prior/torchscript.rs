@@ -39,8 +39,7 @@ impl Prior for TorchScriptPrior {
     }
 
     fn embed(&self, train: &Dataset, device: Device) -> Result<Tensor> {
-        let mut module = tch::CModule::load_on_device(&self.path, device)
-            .with_context(|| format!("cannot load TorchScript module {}", self.path.display()))?;
+        let mut module = tch::CModule::load_on_device(&self.path, device).with_context(|| format!("cannot load TorchScript module {}", self.path.display()))?;
         module.set_eval();
         embed_in_batches(&train.images, |batch| {
             let x = to_float(batch, device, self.input_size);

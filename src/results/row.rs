@@ -159,10 +159,7 @@ pub fn write_row(output_dir: &Path, row: &ResultRow) -> Result<PathBuf> {
     crate::atomic_file::write_file(&target, |file| {
         // One row per file: column statistics cannot prune anything and compression saves
         // nothing, while both cost time for every file a report reads (~20% of a 10k-file scan).
-        ParquetWriter::new(file)
-            .with_statistics(StatisticsOptions::empty())
-            .with_compression(ParquetCompression::Uncompressed)
-            .finish(&mut frame)?;
+        ParquetWriter::new(file).with_statistics(StatisticsOptions::empty()).with_compression(ParquetCompression::Uncompressed).finish(&mut frame)?;
         Ok(())
     })?;
     let failed = failure_path(output_dir, &row.run_id);

@@ -87,10 +87,8 @@ pub fn row_files(dir: &Path) -> Result<(Vec<PathBuf>, usize)> {
 
 /// Scans all row files lazily (only the columns the query needs are read).
 pub fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
-    let paths: Vec<PlRefPath> = files
-        .iter()
-        .map(|p| p.to_str().map(PlRefPath::from).with_context(|| format!("{} is not a UTF-8 path", p.display())))
-        .collect::<Result<_>>()?;
+    let paths: Vec<PlRefPath> =
+        files.iter().map(|p| p.to_str().map(PlRefPath::from).with_context(|| format!("{} is not a UTF-8 path", p.display()))).collect::<Result<_>>()?;
     let args = ScanArgsParquet { glob: false, ..Default::default() };
     Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?)
 }
@@ -147,10 +145,7 @@ pub fn read_columns(files: &[PathBuf], columns: &[String]) -> Result<DataFrame> 
 pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     let (files, failed) = row_files(dir)?;
     if files.is_empty() {
-        bail!(
-            "no result rows in {} ({failed} failure records): nothing has finished yet; check with `gps sweep status <sweep file>`",
-            dir.display()
-        );
+        bail!("no result rows in {} ({failed} failure records): nothing has finished yet; check with `gps sweep status <sweep file>`", dir.display());
     }
     let keys: Vec<String> = query.rows.iter().chain(&query.cols).cloned().collect();
     let schema = scan(&files[..1])?.collect_schema()?;
@@ -175,11 +170,7 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     let grouped = lf
         .select(key_exprs.into_iter().chain([metric.alias("__metric")]).collect::<Vec<_>>())
         .group_by(keys.iter().map(|k| col(k.as_str())).collect::<Vec<_>>())
-        .agg([
-            col("__metric").mean().alias("__mean"),
-            col("__metric").std(1).alias("__std"),
-            col("__metric").count().cast(DataType::Int64).alias("__n"),
-        ])
+        .agg([col("__metric").mean().alias("__mean"), col("__metric").std(1).alias("__std"), col("__metric").count().cast(DataType::Int64).alias("__n")])
         .collect()
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot read the result rows under {}", dir.display()))?;

@@ -88,9 +88,5 @@ pub(crate) fn target_backbone(ctx: &MethodContext, p: &nn::Path) -> Box<dyn Back
 
 /// Finds a named tensor in checkpointed method state.
 pub(crate) fn find_state<'a>(state: &'a [(String, Tensor)], name: &str) -> anyhow::Result<&'a Tensor> {
-    state
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .ok_or_else(|| anyhow::anyhow!("checkpoint lacks method state `{name}` (written by another method?)"))
+    state.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| anyhow::anyhow!("checkpoint lacks method state `{name}` (written by another method?)"))
 }

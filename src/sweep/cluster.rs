@@ -47,12 +47,7 @@ pub fn sbatch(script: &Path, extra: &[String], workdir: &Path) -> Result<String>
 pub fn max_array_size() -> Result<usize> {
     let out = slurm("scontrol", &["show", "config"], None)?;
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .lines()
-        .find(|l| l.trim_start().starts_with("MaxArraySize"))
-        .and_then(|l| l.split('=').nth(1))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(1001))
+    Ok(text.lines().find(|l| l.trim_start().starts_with("MaxArraySize")).and_then(|l| l.split('=').nth(1)).and_then(|v| v.trim().parse().ok()).unwrap_or(1001))
 }
 
 /// One record of `scontrol show job -o`: a task, or the meta record of still-pending tasks.
@@ -72,7 +67,17 @@ impl TaskRecord {
     pub fn is_active(&self) -> bool {
         matches!(
             self.state.as_str(),
-            "PENDING" | "RUNNING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "RESIZING" | "SIGNALING" | "STAGE_OUT"
+            "PENDING"
+                | "RUNNING"
+                | "REQUEUED"
+                | "REQUEUE_HOLD"
+                | "REQUEUE_FED"
+                | "CONFIGURING"
+                | "COMPLETING"
+                | "SUSPENDED"
+                | "RESIZING"
+                | "SIGNALING"
+                | "STAGE_OUT"
         )
     }
 }
@@ -95,9 +100,7 @@ pub fn parse_records(text: &str) -> Vec<TaskRecord> {
     text.lines()
         .filter(|l| l.contains("JobId="))
         .map(|line| {
-            let field = |key: &str| {
-                line.split_whitespace().find_map(|t| t.strip_prefix(key).and_then(|v| v.strip_prefix('='))).unwrap_or("").to_string()
-            };
+            let field = |key: &str| line.split_whitespace().find_map(|t| t.strip_prefix(key).and_then(|v| v.strip_prefix('='))).unwrap_or("").to_string();
             let array_job = field("ArrayJobId");
             TaskRecord {
                 job_id: if array_job.is_empty() { field("JobId") } else { array_job },

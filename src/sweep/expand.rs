@@ -59,12 +59,16 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<PlannedRun>> {
         for choice in &axis.choices {
             let mut probe = base.clone();
             for (key, value) in axis.keys.iter().zip(choice) {
-                value_path::set(&mut probe, key, value.clone())
-                    .map_err(|e| anyhow!("{}: {} axis: {e}", at(axis.section, key), axis.section))?;
+                value_path::set(&mut probe, key, value.clone()).map_err(|e| anyhow!("{}: {} axis: {e}", at(axis.section, key), axis.section))?;
             }
             deserialize(&probe).map_err(|(path, e)| {
                 let key = axis.keys.iter().find(|k| path.starts_with(k.as_str())).unwrap_or(&axis.keys[0]);
-                anyhow!("{}: {} axis `{key}`, value {}: field `{path}`: {e}", at(axis.section, key), axis.section, show(&choice[axis.keys.iter().position(|k| k == key).unwrap_or(0)]))
+                anyhow!(
+                    "{}: {} axis `{key}`, value {}: field `{path}`: {e}",
+                    at(axis.section, key),
+                    axis.section,
+                    show(&choice[axis.keys.iter().position(|k| k == key).unwrap_or(0)])
+                )
             })?;
         }
     }
@@ -75,10 +79,8 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<PlannedRun>> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(combinations.len().div_ceil(512)).max(1);
     let chunk = combinations.len().div_ceil(threads).max(1);
     let resolved: Vec<Resolved> = std::thread::scope(|scope| {
-        let workers: Vec<_> = combinations
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(|c| resolve(sweep, &base, &defaults, c)).collect::<Vec<_>>()))
-            .collect();
+        let workers: Vec<_> =
+            combinations.chunks(chunk).map(|part| scope.spawn(|| part.iter().map(|c| resolve(sweep, &base, &defaults, c)).collect::<Vec<_>>())).collect();
         workers.into_iter().flat_map(|w| w.join().expect("expansion worker panicked")).collect()
     });
     let mut runs: Vec<PlannedRun> = Vec::new();
@@ -113,9 +115,16 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<PlannedRun>> {
 
 enum Resolved {
     Excluded,
-    Run { choices: Vec<(String, Value)>, spec: RunSpec },
+    Run {
+        choices: Vec<(String, Value)>,
+        spec: RunSpec,
+    },
     /// `field`: the grid key the error is about, when one can be told.
-    Invalid { choices: Vec<(String, Value)>, error: String, field: Option<String> },
+    Invalid {
+        choices: Vec<(String, Value)>,
+        error: String,
+        field: Option<String>,
+    },
 }
 
 /// One combination of axis choices applied to the base, checked against `exclude`, deserialized

@@ -39,8 +39,7 @@ const SECTIONS: &str = "name, description, base, grid, zip, exclude, slurm";
 
 impl SweepFile {
     pub fn load(path: &Path) -> Result<SweepFile> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read sweep file {} (check the path)", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read sweep file {} (check the path)", path.display()))?;
         Self::parse(path, &text)
     }
 
@@ -49,8 +48,7 @@ impl SweepFile {
             Some(line) => format!("{}, line {line}", path.display()),
             None => path.display().to_string(),
         };
-        let doc: serde_norway::Value =
-            serde_norway::from_str(text).with_context(|| format!("{}: not valid YAML", path.display()))?;
+        let doc: serde_norway::Value = serde_norway::from_str(text).with_context(|| format!("{}: not valid YAML", path.display()))?;
         let serde_norway::Value::Mapping(top) = doc else {
             bail!("{}: a sweep file is a mapping with the sections {SECTIONS}", path.display());
         };
@@ -66,9 +64,7 @@ impl SweepFile {
         let mut name = None;
         for (key, value) in top {
             let key = key.as_str().map(str::to_string).unwrap_or_else(|| format!("{key:?}"));
-            let json = |v: serde_norway::Value| -> Result<Value> {
-                serde_json::to_value(v).with_context(|| format!("{}: section `{key}`", at(&key, "")))
-            };
+            let json = |v: serde_norway::Value| -> Result<Value> { serde_json::to_value(v).with_context(|| format!("{}: section `{key}`", at(&key, ""))) };
             match key.as_str() {
                 "name" => name = Some(value.as_str().map(str::to_string).ok_or_else(|| anyhow!("{}: `name` must be a string", at("name", "")))?),
                 "description" => {}
@@ -94,9 +90,7 @@ impl SweepFile {
             Some(n) => n,
             None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         };
-        let name_ok = !sweep.name.is_empty()
-            && !sweep.name.starts_with('.')
-            && sweep.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        let name_ok = !sweep.name.is_empty() && !sweep.name.starts_with('.') && sweep.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
         if !name_ok {
             bail!(
                 "{}: sweep name {:?} (from `name:` or the file name) may contain only letters, digits, `.`, `_` and `-`: it names the slurm/ and results/ folders",
@@ -126,9 +120,7 @@ fn list_of(value: Value) -> Vec<Value> {
 /// The entries of a YAML mapping in file order (the order decides the order of the runs).
 fn entries(value: serde_norway::Value) -> Option<Vec<(String, Value)>> {
     let serde_norway::Value::Mapping(map) = value else { return None };
-    map.into_iter()
-        .map(|(k, v)| Some((k.as_str()?.to_string(), serde_json::to_value(v).ok()?)))
-        .collect()
+    map.into_iter().map(|(k, v)| Some((k.as_str()?.to_string(), serde_json::to_value(v).ok()?))).collect()
 }
 
 fn parse_grid(value: serde_norway::Value, at: &dyn Fn(&str) -> String) -> Result<Vec<Axis>> {

@@ -79,7 +79,12 @@ pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection:
             if exit.success() {
                 println!("[{finished}/{total}] done   {} {} ({secs:.1} s)", run.id, run.label());
             } else {
-                println!("[{finished}/{total}] FAILED {} {} ({secs:.1} s, {exit}); log {}", run.id, run.label(), logs.join(format!("local_{}.out", run.id)).display());
+                println!(
+                    "[{finished}/{total}] FAILED {} {} ({secs:.1} s, {exit}); log {}",
+                    run.id,
+                    run.label(),
+                    logs.join(format!("local_{}.out", run.id)).display()
+                );
                 failed.push(run);
             }
         }

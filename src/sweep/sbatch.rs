@@ -82,12 +82,7 @@ pub fn render_prepare(job: &ArrayJob) -> Result<String> {
     s.push_str("set -u\n");
     s.push_str(&format!("cd {} || exit 1\n", quoted_path(job.workdir)?));
     s.push_str(THREADS);
-    s.push_str(&format!(
-        "exec {} sweep prepare {} --manifest {}\n",
-        quoted_path(job.gps_bin)?,
-        quoted_path(job.sweep_file)?,
-        quoted_path(job.manifest)?
-    ));
+    s.push_str(&format!("exec {} sweep prepare {} --manifest {}\n", quoted_path(job.gps_bin)?, quoted_path(job.sweep_file)?, quoted_path(job.manifest)?));
     Ok(s)
 }
 

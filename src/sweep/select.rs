@@ -28,12 +28,5 @@ pub fn select<'a>(runs: &'a [PlannedRun], states: &[RunState], selection: Select
 /// `3 done, 1 running, 0 pending, 2 failed, 4 missing`.
 pub fn summary(states: &[RunState]) -> String {
     let count = |w: &str| states.iter().filter(|s| s.word() == w).count();
-    format!(
-        "{} done, {} running, {} pending, {} failed, {} missing",
-        count("done"),
-        count("running"),
-        count("pending"),
-        count("failed"),
-        count("missing")
-    )
+    format!("{} done, {} running, {} pending, {} failed, {} missing", count("done"), count("running"), count("pending"), count("failed"), count("missing"))
 }

@@ -58,10 +58,8 @@ impl Default for SlurmOptions {
 }
 
 /// Directives gps writes itself; a sweep file setting them would break the array, logs or requeue.
-const MANAGED: &[&str] = &[
-    "array", "output", "error", "open-mode", "chdir", "job-name", "dependency", "wrap", "signal", "requeue",
-    "no-requeue", "parsable", "input", "export",
-];
+const MANAGED: &[&str] =
+    &["array", "output", "error", "open-mode", "chdir", "job-name", "dependency", "wrap", "signal", "requeue", "no-requeue", "parsable", "input", "export"];
 
 impl SlurmOptions {
     /// Checks every field's format; the message names the field (`slurm.<field>`) and the format.
@@ -80,10 +78,7 @@ impl SlurmOptions {
             }
         }
         if let Some(g) = &self.gres {
-            let ok = !g.is_empty()
-                && g.split(',').all(|one| {
-                    !one.is_empty() && one.split(':').all(|p| !p.is_empty() && p.chars().all(name_chars))
-                });
+            let ok = !g.is_empty() && g.split(',').all(|one| !one.is_empty() && one.split(':').all(|p| !p.is_empty() && p.chars().all(name_chars)));
             if !ok {
                 return invalid("gres", format!("{g:?} is not a GRES list like `gpu:1` or `gpu:a100:2`"));
             }
@@ -133,8 +128,7 @@ fn check_extra(directive: &str) -> Result<()> {
         return invalid("extra", format!("{directive:?} does not start with `--`; {fix}"));
     };
     let (name, value) = body.split_once('=').unwrap_or((body, ""));
-    let name_ok = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let name_ok = name.starts_with(|c: char| c.is_ascii_lowercase()) && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     let value_ok = value.chars().all(|c| c.is_ascii_alphanumeric() || "._:,@%/+=-".contains(c));
     if !name_ok || !value_ok || (body.contains('=') && value.is_empty()) {
         return invalid("extra", format!("{directive:?} is not allowed; {fix}"));

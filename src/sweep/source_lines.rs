@@ -16,9 +16,7 @@ pub fn locate(text: &str, section: &str, path: &str) -> Option<usize> {
         from = lines.iter().position(|l| is_key_line(l, section, true))?;
         found = Some(from);
         // the section ends where the next top-level key starts
-        end = (from + 1..lines.len())
-            .find(|&i| lines[i].starts_with(|c: char| !c.is_whitespace() && c != '#' && c != '-'))
-            .unwrap_or(lines.len());
+        end = (from + 1..lines.len()).find(|&i| lines[i].starts_with(|c: char| !c.is_whitespace() && c != '#' && c != '-')).unwrap_or(lines.len());
     }
     let lines = &lines[..end];
     if path.is_empty() {

@@ -25,8 +25,7 @@ pub fn run_and_record(sweep: &str, spec: &RunSpec, progress: Progress) -> Result
     match train::run(spec, &opts) {
         Ok(outcome) => {
             let row = ResultRow::new(sweep, spec, &outcome);
-            let path = row::write_row(&spec.output_dir, &row)
-                .with_context(|| format!("run {id} finished but its result row could not be written"))?;
+            let path = row::write_row(&spec.output_dir, &row).with_context(|| format!("run {id} finished but its result row could not be written"))?;
             eprintln!(
                 "[gps] run {id} done: probe top-1 {:.2}% (best, epoch {}), k-NN top-1 {:.2}%, {:.1} s -> {}",
                 100.0 * outcome.probe_top1_best,
@@ -72,9 +71,7 @@ fn request_requeue() {
 /// up in the sweep's current expansion, or, without a manifest, run `index` of the expansion.
 pub fn resolve<'a>(sweep_path: &Path, runs: &'a [PlannedRun], index: usize, manifest: Option<&Path>) -> Result<&'a PlannedRun> {
     let Some(manifest) = manifest else {
-        return runs.get(index).with_context(|| {
-            format!("index {index} is out of range: {} has {} runs (0..{})", sweep_path.display(), runs.len(), runs.len())
-        });
+        return runs.get(index).with_context(|| format!("index {index} is out of range: {} has {} runs (0..{})", sweep_path.display(), runs.len(), runs.len()));
     };
     let manifest = Manifest::read(manifest)?;
     let Some(id) = manifest.run_id(index) else {

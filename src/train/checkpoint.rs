@@ -83,11 +83,7 @@ pub fn load_latest(dir: &Path, run_id: &str) -> Result<Option<(LoopState, Vec<(S
             Err(e) => eprintln!("warning: skipping corrupt checkpoint {}: {e:#}", path.display()),
         }
     }
-    bail!(
-        "all {} checkpoints in {} are corrupt; delete the directory to restart this run from zero",
-        files.len(),
-        dir.display()
-    )
+    bail!("all {} checkpoints in {} are corrupt; delete the directory to restart this run from zero", files.len(), dir.display())
 }
 
 fn read(path: &Path) -> Result<(LoopState, Vec<(String, Tensor)>)> {

@@ -92,9 +92,8 @@ impl Optimizer {
     }
 
     pub fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
-        let find = |name: &str| {
-            state.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| anyhow::anyhow!("checkpoint lacks optimizer state `{name}`"))
-        };
+        let find =
+            |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| anyhow::anyhow!("checkpoint lacks optimizer state `{name}`"));
         let restore = |dst: &mut Tensor, name: &str| -> anyhow::Result<()> {
             let src = find(name)?;
             if src.size() != dst.size() {

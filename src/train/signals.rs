@@ -1,9 +1,9 @@
 //! SIGTERM (scancel, preemption, `scontrol requeue`), SIGUSR1 (SLURM's pre-timeout signal with
 //! `--signal=B:USR1@s`) and SIGINT (Ctrl-C) ask the run to checkpoint and stop at the next step.
 
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 /// 0: none; otherwise the signal number last received.
 static RECEIVED: OnceLock<Arc<AtomicUsize>> = OnceLock::new();

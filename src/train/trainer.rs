@@ -353,7 +353,8 @@ impl<'a> Trainer<'a> {
         let ex = self.extractor();
         let train_f = ex.features(&self.train_images);
         let test_f = ex.features(&self.test_images);
-        let knn = eval::knn_top1(&train_f, &self.train_labels, &test_f, &self.test_labels, self.spec.eval.knn_k, self.spec.eval.knn_temperature, self.num_classes);
+        let knn =
+            eval::knn_top1(&train_f, &self.train_labels, &test_f, &self.test_labels, self.spec.eval.knn_k, self.spec.eval.knn_temperature, self.num_classes);
         let s = &self.state;
         RunOutcome {
             probe_top1_best: s.best_probe_top1,
