@@ -1,5 +1,6 @@
 //! Backbones (CIFAR ResNet-18/50 with a 3x3 stem and no max-pool, as the authors; a small CNN for
 //! CPU runs) and the MLP heads the SSL methods put on top.
+pub mod flat_params;
 mod heads;
 mod resnet;
 mod small_cnn;
