@@ -97,7 +97,7 @@ impl Augmenter {
     /// device code runs the same ops on every image.
     fn draw(&self, b: usize, rng: &mut SplitMix64) -> Vec<f32> {
         let pr = &self.params;
-        let mut u = || (rng.next_u64() >> 40) as f64 / (1u64 << 24) as f64;
+        let mut u = || rng.uniform();
         let mut out = vec![0f32; b * col::N];
         for row in out.chunks_mut(col::N) {
             let flip = u() < pr.flip_p;

@@ -29,6 +29,12 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
+    /// Uniform in [0, 1) on a 2^-24 grid (exact in f32 as well as f64).
+    #[inline]
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 40) as f64 / (1u64 << 24) as f64
+    }
+
     /// Uniform in 0..n (Lemire's multiply-shift; the bias is below 2^-32 for any k used here).
     #[inline]
     pub fn below(&mut self, n: u32) -> u32 {

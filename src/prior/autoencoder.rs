@@ -142,7 +142,7 @@ fn init_from_seed(vs: &nn::VarStore, rng: &mut SplitMix64) {
         let fan_in = (w.numel() as i64 / w.size()[0]).max(1);
         let bound = 1.0 / (fan_in as f32).sqrt();
         let t = &vars[name];
-        let values: Vec<f32> = (0..t.numel()).map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound).collect();
+        let values: Vec<f32> = (0..t.numel()).map(|_| (rng.uniform() as f32 * 2.0 - 1.0) * bound).collect();
         let mut t = t.shallow_clone();
         t.copy_(&Tensor::from_slice(&values).view(t.size().as_slice()).to_device(t.device()));
     }

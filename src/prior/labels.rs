@@ -26,7 +26,7 @@ impl Prior for LabelOracle {
         let mut v = vec![0f32; n * c];
         for (i, &l) in train.labels_vec().iter().enumerate() {
             for j in 0..c {
-                let u = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32; // uniform [0,1)
+                let u = rng.uniform() as f32;
                 v[i * c + j] = (2.0 * u - 1.0) * JITTER;
             }
             v[i * c + l as usize] += 1.0;

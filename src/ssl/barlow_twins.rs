@@ -65,26 +65,15 @@ mod tests {
     #[test]
     fn gradient_descent_on_fixed_views_lowers_the_loss() {
         use crate::config::{Backbone as BackboneKind, Method};
-        use crate::ssl::{MethodContext, Views};
+        use crate::ssl::Views;
         use tch::nn::OptimizerConfig;
-        let dev = tch::Device::Cpu;
         let mut rng = crate::knn::SplitMix64::new(3);
-        let mut uniform = |n: usize| Tensor::from_slice(&(0..n).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32).collect::<Vec<_>>());
+        let mut uniform = |n: usize| Tensor::from_slice(&(0..n).map(|_| rng.uniform() as f32).collect::<Vec<_>>());
         let x1 = uniform(64 * 3 * 16 * 16).view([64, 3, 16, 16]);
         let x2 = &x1 + uniform(64 * 3 * 16 * 16).view([64, 3, 16, 16]) * 0.1;
-        let vs = tch::nn::VarStore::new(dev);
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         let backbone = crate::model::build_backbone(BackboneKind::SmallCnn, &(vs.root() / "backbone"), 3);
-        let ctx = MethodContext {
-            heads: vs.root() / "method",
-            feat_dim: backbone.out_dim(),
-            temperature: None,
-            backbone: BackboneKind::SmallCnn,
-            in_channels: 3,
-            device: dev,
-            online: &vs,
-            train_size: 64,
-            channels_last: false,
-        };
+        let ctx = crate::ssl::test_context(&vs, backbone.out_dim(), 64, false);
         let mut method = crate::ssl::build(Method::BarlowTwins, ctx);
         // 0.01: the loss sums 2048² terms, and at 0.1 plain SGD overshoots and the loss climbs.
         let mut opt = tch::nn::Sgd::default().build(&vs, 0.01).unwrap();

@@ -127,21 +127,9 @@ mod tests {
     #[test]
     fn ema_step_matches_the_per_parameter_update() {
         use crate::config::Backbone as BackboneKind;
-        use crate::ssl::MethodContext;
-        let dev = tch::Device::Cpu;
-        let vs = nn::VarStore::new(dev);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
         let backbone = crate::model::build_backbone(BackboneKind::SmallCnn, &(vs.root() / "backbone"), 3);
-        let ctx = MethodContext {
-            heads: vs.root() / "method",
-            feat_dim: backbone.out_dim(),
-            temperature: None,
-            backbone: BackboneKind::SmallCnn,
-            in_channels: 3,
-            device: dev,
-            online: &vs,
-            train_size: 16,
-            channels_last: true,
-        };
+        let ctx = crate::ssl::test_context(&vs, backbone.out_dim(), 16, true);
         let mut byol = Byol::new(&ctx);
         // Move the online network away from its copy so the EMA has something to do.
         let online = vs.variables();

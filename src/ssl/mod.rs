@@ -59,6 +59,22 @@ pub struct MethodContext<'a> {
     pub channels_last: bool,
 }
 
+/// A context for methods' unit tests: small-CNN heads in `online` on the CPU.
+#[cfg(test)]
+pub(crate) fn test_context(online: &nn::VarStore, feat_dim: i64, train_size: usize, channels_last: bool) -> MethodContext<'_> {
+    MethodContext {
+        heads: online.root() / "method",
+        feat_dim,
+        temperature: None,
+        backbone: BackboneKind::SmallCnn,
+        in_channels: 3,
+        device: Device::Cpu,
+        online,
+        train_size,
+        channels_last,
+    }
+}
+
 /// Default base learning rate and weight decay per method (batch 256, LARS), from the authors'
 /// CIFAR-10 configs (spec §2).
 pub fn default_lr_wd(method: Method) -> (f64, f64) {

@@ -96,17 +96,7 @@ mod tests {
     #[test]
     fn nearest_comes_from_the_queue() {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let ctx = MethodContext {
-            heads: vs.root() / "method",
-            feat_dim: 8,
-            temperature: None,
-            backbone: crate::config::Backbone::SmallCnn,
-            in_channels: 3,
-            device: tch::Device::Cpu,
-            online: &vs,
-            train_size: 4,
-            channels_last: false,
-        };
+        let ctx = crate::ssl::test_context(&vs, 8, 4, false);
         let mut m = Nnclr::new(&ctx);
         let z = Tensor::randn([4, 256], (Kind::Float, tch::Device::Cpu));
         m.enqueue(&z);

@@ -121,7 +121,7 @@ mod tests {
     /// threads draw from at the same time: the data must be the same on every run.
     fn quadrants(n: i64, seed: u64) -> Dataset {
         let mut rng = crate::knn::SplitMix64::new(seed);
-        let noise: Vec<f32> = (0..n * 3 * 16 * 16).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32).collect();
+        let noise: Vec<f32> = (0..n * 3 * 16 * 16).map(|_| rng.uniform() as f32).collect();
         let labels = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(4);
         let images = Tensor::from_slice(&noise).view([n, 3, 16, 16]) * 0.3;
         for c in 0..4i64 {
