@@ -74,8 +74,24 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Finished files in `dir` with this suffix. Names starting with '.' are a writer's temp files
+/// (atomic_file writes `.tmp-*-<name>.parquet` and renames it): half-written, never counted.
+fn finished(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    !name.starts_with('.') && name.ends_with(suffix)
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn count(dir: &Path, suffix: &str) -> usize {
-    std::fs::read_dir(dir).map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(suffix)).count()).unwrap_or(0)
+    finished(dir, suffix).len()
 }
 
 #[test]
@@ -113,7 +129,7 @@ fn sweep_on_a_real_slurm() {
     // before the time limit. gps checkpoints, requeues itself and exits; the rerun resumes.
     let runs = w.join("results/requeue/runs");
     let ckpt = w.join("results/requeue/ckpt");
-    wait_until(w, "a first checkpoint of the requeue run", 120, || walk(&ckpt).iter().any(|p| p.is_file()));
+    wait_until(w, "a first checkpoint of the requeue run", 120, || walk(&ckpt).iter().any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ckpt-"))));
     let sig = Command::new("scancel").args(["--signal=USR1", "--batch", &format!("{requeue_job}_0")]).status().unwrap();
     assert!(sig.success());
 
@@ -128,7 +144,7 @@ fn sweep_on_a_real_slurm() {
 
     wait_until(w, "the requeued run to finish", 180, || count(&runs, ".parquet") == 1);
     eprintln!("[{:.0?}] requeued run finished", started.elapsed());
-    let file = std::fs::read_dir(&runs).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with(".parquet")).unwrap().path();
+    let file = finished(&runs, ".parquet").pop().unwrap();
     use polars::prelude::SerReader;
     let frame = polars::prelude::ParquetReader::new(std::fs::File::open(&file).unwrap()).finish().unwrap();
     let resumed = frame.column("resumed_from_epoch").unwrap().i64().unwrap().get(0);
