@@ -129,7 +129,9 @@ fn sweep_on_a_real_slurm() {
     // before the time limit. gps checkpoints, requeues itself and exits; the rerun resumes.
     let runs = w.join("results/requeue/runs");
     let ckpt = w.join("results/requeue/ckpt");
-    wait_until(w, "a first checkpoint of the requeue run", 120, || walk(&ckpt).iter().any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ckpt-"))));
+    wait_until(w, "a first checkpoint of the requeue run", 120, || {
+        walk(&ckpt).iter().any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ckpt-")))
+    });
     let sig = Command::new("scancel").args(["--signal=USR1", "--batch", &format!("{requeue_job}_0")]).status().unwrap();
     assert!(sig.success());
 

@@ -42,17 +42,144 @@ fn build_table_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device,
         Metric::Cosine => (normalize_rows(&x), None),
     };
     let xt = x.transpose(0, 1).contiguous();
+    let idx = if device == Device::Cpu {
+        // On the CPU the scores are a plain mm (the same GEMM as the floor) and the bias, the
+        // self-exclusion and the top-k are one fused pass over each row in Rust: torch's topk
+        // copies every row into (value, index) pairs first, which costs more than the GEMM at d=128.
+        let bias = bias.map(|b| Vec::<f32>::try_from(b.flatten(0, 1))).transpose()?;
+        let mut idx = vec![0u32; n * k];
+        for start in (0..n).step_by(rows_per_block) {
+            let len = rows_per_block.min(n - start);
+            let dots = x.narrow(0, start as i64, len as i64).mm(&xt).contiguous();
+            // SAFETY: `dots` is a contiguous f32 CPU tensor of len x n elements that outlives the slice.
+            let dots = unsafe { std::slice::from_raw_parts(dots.data_ptr() as *const f32, len * n) };
+            top_k_rows_cpu(dots, n, start, bias.as_deref(), k, &mut idx[start * k..(start + len) * k]);
+        }
+        idx
+    } else {
+        top_k_rows_torch(&x, &xt, bias.as_ref(), k, device, rows_per_block)?
+    };
+    NeighbourTable::new(n, k, idx)
+}
+
+/// The k best columns of each row of a block of dot products, in (score desc, index asc) order,
+/// the row's own column (`first_row + r`) excluded. score = 2·dot + bias[j] for L2 (bias = −‖b‖²),
+/// the dot itself for cosine. Rows are split over the CPU's threads.
+fn top_k_rows_cpu(dots: &[f32], n: usize, first_row: usize, bias: Option<&[f32]>, k: usize, out: &mut [u32]) {
+    // Cosine is the L2 form with scale 1 and no bias: one scan for both.
+    let zeros;
+    let (scale, bias) = match bias {
+        Some(b) => (2.0, b),
+        None => {
+            zeros = vec![0f32; n];
+            (1.0, zeros.as_slice())
+        }
+    };
+    let rows = dots.len() / n;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(rows.max(1));
+    let rows_per_thread = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (chunk, out) in out.chunks_mut(rows_per_thread * k).enumerate() {
+            let r0 = chunk * rows_per_thread;
+            scope.spawn(move || {
+                let mut scratch = RowScratch::default();
+                for (r, out) in out.chunks_mut(k).enumerate() {
+                    let row = &dots[(r0 + r) * n..(r0 + r + 1) * n];
+                    let this = first_row + r0 + r;
+                    top_k_of_row(row, scale, bias, this, k, &mut scratch);
+                    for (o, &(_, j)) in out.iter_mut().zip(scratch.best.iter()) {
+                        *o = j;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Columns per chunk in the row scan: each chunk's maximum is one vectorised reduction.
+const CHUNK: usize = 16;
+
+/// Leaves the k best columns of one row in `best` as (score, index), score = scale·dot + bias[j],
+/// sorted by score desc then index asc, column `skip` (the row itself) excluded.
+///
+/// Two passes. The first takes the maximum of every chunk of 16 columns. If k + 1 chunks reach a
+/// value m, at least k columns other than `skip` score ≥ m, so the (k+1)-th largest chunk maximum
+/// is a lower bound on the k-th score, and a tight one. The second pass visits only the chunks
+/// whose maximum reaches it (about k of them) and keeps their columns ≥ the bound. Columns equal
+/// to the bound are kept, so ties are broken exactly by index in the final sort.
+fn top_k_of_row(dots: &[f32], scale: f32, bias: &[f32], skip: usize, k: usize, scratch: &mut RowScratch) {
+    let by_rank = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    let RowScratch { chunk_max, ranked, best } = scratch;
+    chunk_max.clear();
+    chunk_max.extend(dots.chunks(CHUNK).zip(bias.chunks(CHUNK)).map(|(d, b)| max_score(d, scale, b)));
+    let bound = if chunk_max.len() > k {
+        ranked.clone_from(chunk_max);
+        let (_, kth, _) = ranked.select_nth_unstable_by(k, |a, b| b.total_cmp(a));
+        *kth
+    } else {
+        f32::NEG_INFINITY
+    };
+    best.clear();
+    for (c, (d, b)) in dots.chunks(CHUNK).zip(bias.chunks(CHUNK)).enumerate() {
+        if chunk_max[c] < bound {
+            continue;
+        }
+        for (i, (&d, &b)) in d.iter().zip(b).enumerate() {
+            let (s, j) = (scale * d + b, c * CHUNK + i);
+            if s >= bound && j != skip {
+                best.push((s, j as u32));
+            }
+        }
+    }
+    if best.len() > 2 * k {
+        best.select_nth_unstable_by(k - 1, by_rank);
+        best.truncate(k);
+    }
+    best.sort_unstable_by(by_rank);
+    best.truncate(k);
+}
+
+/// Per-thread buffers of the row scan, reused across rows; `best` holds the row's answer.
+#[derive(Default)]
+struct RowScratch {
+    chunk_max: Vec<f32>,
+    ranked: Vec<f32>,
+    best: Vec<(f32, u32)>,
+}
+
+/// max over a chunk of scale·d + b, in 8 independent lanes so the compiler vectorises it.
+fn max_score(d: &[f32], scale: f32, b: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let (d8, b8) = (d.chunks_exact(8), b.chunks_exact(8));
+    let (d_rest, b_rest) = (d8.remainder(), b8.remainder());
+    for (d, b) in d8.zip(b8) {
+        for l in 0..8 {
+            let s = scale * d[l] + b[l];
+            lanes[l] = if s > lanes[l] { s } else { lanes[l] };
+        }
+    }
+    let mut m = lanes.into_iter().fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+    for (&d, &b) in d_rest.iter().zip(b_rest) {
+        let s = scale * d + b;
+        m = if s > m { s } else { m };
+    }
+    m
+}
+
+/// The device path: one addmm and one topk per block, then exact tie-breaking on the host.
+fn top_k_rows_torch(x: &Tensor, xt: &Tensor, bias: Option<&Tensor>, k: usize, device: Device, rows_per_block: usize) -> Result<Vec<u32>> {
+    let n = x.size()[0] as usize;
     // Queries scaled by 2 once, so each block is a single addmm: -‖b‖² + (2a)·b.
-    let x_query = if bias.is_some() { &x * 2.0 } else { x.shallow_clone() };
+    let x_query = if bias.is_some() { x * 2.0 } else { x.shallow_clone() };
     // One extra candidate tells whether the k-th place is tied with the first one left out.
     let take = (k + 1).min(n - 1);
     let mut out = Vec::with_capacity(n * k);
     for start in (0..n).step_by(rows_per_block) {
         let len = rows_per_block.min(n - start) as i64;
         let q = x_query.narrow(0, start as i64, len);
-        let mut score = match &bias {
-            Some(b) => b.addmm(&q, &xt),
-            None => q.mm(&xt),
+        let mut score = match bias {
+            Some(b) => b.addmm(&q, xt),
+            None => q.mm(xt),
         };
         // Self: -inf on the block's diagonal.
         let rows = Tensor::arange(len, (Kind::Int64, device));
@@ -66,8 +193,7 @@ fn build_table_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device,
             append_row_with_ties_by_index(&mut out, v, j, k, || Vec::<f32>::try_from(score.get(r as i64).to_device(Device::Cpu)).expect("score row"));
         }
     }
-    let idx = out.into_iter().map(|j| j as u32).collect();
-    NeighbourTable::new(n, k, idx)
+    Ok(out.into_iter().map(|j| j as u32).collect())
 }
 
 /// Appends the k best of one row in (score desc, index asc) order. topk's order among equal scores
@@ -179,6 +305,37 @@ mod tests {
             let table = build_table_in_blocks(&t, 4, Metric::L2, Device::Cpu, rows_per_block).unwrap();
             assert_eq!(table.as_slice(), naive(&rows, 4, Metric::L2).as_slice(), "blocks of {rows_per_block}");
         }
+    }
+
+    #[test]
+    fn row_selection_breaks_heavy_ties_by_index() {
+        // Scores from 5 values over 1,000 columns: every cut of the buffer lands inside a tie.
+        let mut rng = crate::knn::SplitMix64::new(7);
+        let scores: Vec<f32> = (0..1000).map(|_| (rng.next_u64() % 5) as f32).collect();
+        for k in [1, 3, 40, 200] {
+            let mut scratch = RowScratch::default();
+            top_k_of_row(&scores, 1.0, &[0.0; 1000], 11, k, &mut scratch);
+            let mut reference: Vec<(f32, u32)> = scores.iter().enumerate().filter(|&(j, _)| j != 11).map(|(j, &s)| (s, j as u32)).collect();
+            reference.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            reference.truncate(k);
+            assert_eq!(scratch.best, reference, "k={k}");
+        }
+    }
+
+    #[test]
+    fn device_path_equals_naive_reference() {
+        // The topk path GPUs take, run here on the CPU so it stays tested without one.
+        let (t, rows) = random_rows(150, 12, 3);
+        let sq = t.square().sum_dim_intlist(1, false, Kind::Float);
+        let _guard = tch::no_grad_guard();
+        for rows_per_block in [16, 150] {
+            let idx = top_k_rows_torch(&t, &t.transpose(0, 1).contiguous(), Some(&-sq.unsqueeze(0)), 6, Device::Cpu, rows_per_block).unwrap();
+            assert_eq!(idx, naive(&rows, 6, Metric::L2), "blocks of {rows_per_block}");
+        }
+        let dup = Tensor::from_slice(&[1f32, 1., 1., 1., 1., 1., 5., 5., 9., 9.]).view([5, 2]);
+        let dup_sq = -dup.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0);
+        let idx = top_k_rows_torch(&dup, &dup.transpose(0, 1).contiguous(), Some(&dup_sq), 2, Device::Cpu, 5).unwrap();
+        assert_eq!(&idx[..6], &[1, 2, 0, 2, 0, 1], "ties broken by index");
     }
 
     #[test]
