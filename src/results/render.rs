@@ -24,11 +24,15 @@ fn scale(table: &Table) -> f64 {
     if is_fraction(&table.query.metric) { 100.0 } else { 1.0 }
 }
 
-/// Index of the best row in each column.
+/// Index of the best row in each column; none where the column has fewer than two cells (a lone
+/// number in bold would claim a comparison that was not made).
 fn best_rows(table: &Table) -> Vec<Option<usize>> {
     let higher = higher_is_better(&table.query.metric);
     (0..table.col_keys.len())
         .map(|c| {
+            if table.cells.iter().filter(|row| row[c].is_some()).count() < 2 {
+                return None;
+            }
             let mut best: Option<(usize, f64)> = None;
             for (r, row) in table.cells.iter().enumerate() {
                 if let Some(cell) = row[c] {
@@ -149,4 +153,29 @@ pub fn csv(table: &Table) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::table::TableQuery;
+
+    fn cell(mean: f64) -> Option<Cell> {
+        Some(Cell { mean, std: None, n: 1 })
+    }
+
+    #[test]
+    fn bold_marks_the_best_of_two_or_more_never_a_lone_cell() {
+        let table = Table {
+            query: TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![] },
+            row_keys: vec![vec!["byol".into()], vec!["simclr".into()]],
+            col_keys: vec![vec!["none".into()], vec!["pixels".into()]],
+            cells: vec![vec![cell(0.6), None], vec![cell(0.4), cell(0.85)]],
+            runs: 3,
+            failed: 0,
+        };
+        let md = markdown(&table);
+        assert!(md.contains("| byol | **60.00 (n=1)** | – |"), "{md}");
+        assert!(md.contains("| simclr | 40.00 (n=1) | 85.00 (n=1) |"), "{md}");
+    }
 }
