@@ -74,24 +74,10 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Finished files in `dir` with this suffix. Names starting with '.' are a writer's temp files
-/// (atomic_file writes `.tmp-*-<name>.parquet` and renames it): half-written, never counted.
-fn finished(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    !name.starts_with('.') && name.ends_with(suffix)
-                })
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn count(dir: &Path, suffix: &str) -> usize {
-    finished(dir, suffix).len()
+/// The finished rows and failure records of a results folder, as `gps report` lists them (a
+/// writer's half-written `.tmp-*` file is not a row); none while the folder does not exist yet.
+fn rows_and_failures(results: &Path) -> (Vec<PathBuf>, usize) {
+    gps_ssl::results::table::row_files(results).unwrap_or_default()
 }
 
 #[test]
@@ -127,7 +113,7 @@ fn sweep_on_a_real_slurm() {
 
     // Interrupt the requeue run once it has a checkpoint: USR1 to the batch shell, as SLURM does
     // before the time limit. gps checkpoints, requeues itself and exits; the rerun resumes.
-    let runs = w.join("results/requeue/runs");
+    let requeue_results = w.join("results/requeue");
     let ckpt = w.join("results/requeue/ckpt");
     wait_until(w, "a first checkpoint of the requeue run", 120, || {
         walk(&ckpt).iter().any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ckpt-")))
@@ -136,17 +122,20 @@ fn sweep_on_a_real_slurm() {
     assert!(sig.success());
 
     eprintln!("[{:.0?}] requeue run interrupted", started.elapsed());
-    let e2e_runs = w.join("results/e2e/runs");
-    wait_until(w, "the e2e sweep's 2 rows and 1 failure record", 180, || count(&e2e_runs, ".parquet") == 2 && count(&e2e_runs, ".failed.json") == 1);
+    let e2e_results = w.join("results/e2e");
+    wait_until(w, "the e2e sweep's 2 rows and 1 failure record", 180, || {
+        let (rows, failures) = rows_and_failures(&e2e_results);
+        rows.len() == 2 && failures == 1
+    });
     eprintln!("[{:.0?}] e2e sweep finished", started.elapsed());
     let status = gps(w, &["sweep", "status", "e2e.yaml"]);
     assert!(status.contains("2 done, 0 running, 0 pending, 1 failed, 0 missing"), "{status}");
     let failed_line = status.lines().find(|l| l.contains("failed ")).expect(&status);
     assert!(failed_line.contains("missing-mnist"), "the reason names the missing file: {failed_line}");
 
-    wait_until(w, "the requeued run to finish", 180, || count(&runs, ".parquet") == 1);
+    wait_until(w, "the requeued run to finish", 180, || rows_and_failures(&requeue_results).0.len() == 1);
     eprintln!("[{:.0?}] requeued run finished", started.elapsed());
-    let file = finished(&runs, ".parquet").pop().unwrap();
+    let file = rows_and_failures(&requeue_results).0.pop().unwrap();
     use polars::prelude::SerReader;
     let frame = polars::prelude::ParquetReader::new(std::fs::File::open(&file).unwrap()).finish().unwrap();
     let resumed = frame.column("resumed_from_epoch").unwrap().i64().unwrap().get(0);

@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn row_selection_breaks_heavy_ties_by_index() {
-        // Scores from 5 values over 1,000 columns: every cut of the buffer lands inside a tie.
+        // Scores from 5 values over 1,000 columns: the bound and the k-th place land inside ties.
         let mut rng = crate::knn::SplitMix64::new(7);
         let scores: Vec<f32> = (0..1000).map(|_| (rng.next_u64() % 5) as f32).collect();
         for k in [1, 3, 40, 200] {
