@@ -1,6 +1,8 @@
 //! MLP heads (projectors, predictors) as solo-learn builds them: Linear, optional BatchNorm1d,
-//! optional ReLU, per layer.
+//! optional ReLU, per layer, initialised as `nn.Linear` and `nn.BatchNorm1d` are. Variables are
+//! named by their index in the equivalent `nn.Sequential` (ReLUs count), as PyTorch names them.
 
+use super::init;
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -32,9 +34,15 @@ impl Mlp {
     pub fn new(p: &nn::Path, input: i64, spec: &[MlpLayer]) -> Mlp {
         let mut layers = Vec::new();
         let mut i = input;
-        for (n, l) in spec.iter().enumerate() {
-            let lin = nn::linear(p / format!("{}", 2 * n), i, l.out, nn::LinearConfig { bias: l.bias, ..Default::default() });
-            let bn = l.bn.then(|| nn::batch_norm1d(p / format!("{}", 2 * n + 1), l.out, Default::default()));
+        let mut index = 0;
+        for l in spec {
+            let lin = init::linear(p / index.to_string(), i, l.out, l.bias);
+            index += 1;
+            let bn = l.bn.then(|| {
+                index += 1;
+                init::batch_norm1d(p / (index - 1).to_string(), l.out)
+            });
+            index += l.relu as usize;
             layers.push((lin, bn, l.relu));
             i = l.out;
         }

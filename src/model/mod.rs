@@ -2,6 +2,7 @@
 //! CPU runs) and the MLP heads the SSL methods put on top.
 pub mod flat_params;
 mod heads;
+pub mod init;
 mod resnet;
 mod small_cnn;
 

@@ -1,16 +1,20 @@
 //! CIFAR ResNets as in the authors' code (solo-learn): torchvision's ResNet with
 //! conv1 = 3x3, stride 1, padding 2 (34x34 maps from 32x32 input) and no max-pool; fc removed.
+//! Initialised as there: torchvision's Kaiming-normal (fan-out) convolutions and γ = 1, β = 0
+//! batch norms, except conv1, which solo-learn replaces by a fresh `nn.Conv2d` (PyTorch's
+//! default U(±1/√fan_in)). Variable names are torchvision's state_dict names.
 
 use super::Backbone;
+use super::init;
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
 fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
-    nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
+    init::resnet_conv2d(p, i, o, k, stride, padding)
 }
 
 fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, Default::default())
+    init::batch_norm2d(p, c)
 }
 
 #[derive(Debug)]
@@ -64,7 +68,7 @@ impl ResNet {
 
     fn new(p: &nn::Path, in_channels: i64, layers: [usize; 4], bottleneck: bool) -> ResNet {
         let expansion = if bottleneck { 4 } else { 1 };
-        let conv1 = conv(p / "conv1", in_channels, 64, 3, 1, 2);
+        let conv1 = init::conv2d(p / "conv1", in_channels, 64, 3, 1, 2, false);
         let bn1 = bn(p / "bn1", 64);
         let mut blocks = Vec::new();
         let mut inplanes = 64;

@@ -1,7 +1,9 @@
 //! A small CNN (4 conv blocks, about 0.4M parameters) that learns useful features in minutes on
-//! a CPU: quickstarts and tests.
+//! a CPU: quickstarts and tests. Initialised as its PyTorch twin (`nn.Conv2d`, `nn.BatchNorm2d`
+//! defaults; scripts/parity/make_fixtures.py).
 
 use super::Backbone;
+use super::init;
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -17,8 +19,8 @@ impl SmallCnn {
         let mut layers = Vec::new();
         let mut c = in_channels;
         for (i, &w) in WIDTHS.iter().enumerate() {
-            let conv = nn::conv2d(p / format!("conv{i}"), c, w, 3, nn::ConvConfig { padding: 1, bias: false, ..Default::default() });
-            let bn = nn::batch_norm2d(p / format!("bn{i}"), w, Default::default());
+            let conv = init::conv2d(p / format!("conv{i}"), c, w, 3, 1, 1, false);
+            let bn = init::batch_norm2d(p / format!("bn{i}"), w);
             layers.push((conv, bn));
             c = w;
         }
