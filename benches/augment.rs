@@ -1,10 +1,9 @@
 //! On-device augmentation throughput, here on the CPU: one batch of 256 CIFAR-sized uint8 images
-//! through each preset (parameters drawn on the host, pixel ops as whole-batch tensor ops).
-//! On a GPU the same code runs as part of `gps bench train`.
+//! through each of the authors' pipelines (parameters drawn on the host, pixel ops as whole-batch
+//! tensor ops). On a GPU the same code runs as part of `gps bench train`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gps_ssl::augment::{AugParams, Augmenter};
-use gps_ssl::config::{AugPreset, AugmentationSpec};
+use gps_ssl::augment::{Augmenter, Pipeline};
 use gps_ssl::knn::SplitMix64;
 use std::hint::black_box;
 use tch::{Device, Kind, Tensor};
@@ -15,9 +14,10 @@ fn augment(c: &mut Criterion) {
     let images = Tensor::randint(256, [batch, 3, 32, 32], (Kind::Uint8, Device::Cpu));
     let mut g = c.benchmark_group("augment");
     g.throughput(Throughput::Elements(batch as u64));
-    for (name, preset) in [("weak", AugPreset::Weak), ("weak_rrc", AugPreset::WeakRrc), ("strong", AugPreset::Strong)] {
-        let params = AugParams::from_spec(&AugmentationSpec { preset, strength: None });
-        let aug = Augmenter::new(params, &[0.49, 0.48, 0.45], &[0.25, 0.24, 0.26], Device::Cpu);
+    for (name, pipeline) in
+        [("weak", Pipeline::RECONSTRUCTION), ("weak_rrc", Pipeline::WEAK_RRC), ("symmetric", Pipeline::SYMMETRIC), ("asymmetric_2", Pipeline::ASYMMETRIC_2)]
+    {
+        let aug = Augmenter::new(pipeline, &[0.49, 0.48, 0.45], &[0.25, 0.24, 0.26], Device::Cpu);
         let mut rng = SplitMix64::new(7);
         g.bench_with_input(BenchmarkId::new("batch_256", name), &name, |b, _| b.iter(|| black_box(aug.apply(black_box(&images), &mut rng))));
     }

@@ -3,7 +3,7 @@
 //!
 //! One epoch's mean loss over 10 batches swings by several percent with the batches' augmentations
 //! (Barlow Twins' by ±10%, measured), so besides the last epoch against the first, the test
-//! compares the mean losses of the first and last thirds of six epochs.
+//! compares the mean losses of the first and last thirds of the run (six epochs; BYOL twelve).
 
 use gps_ssl::config::{AugPreset, Backbone, Method, PriorSpec, RunSpec};
 use gps_ssl::train::{self, Progress, TrainOptions};
@@ -11,10 +11,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 const EPOCHS: usize = 6;
+/// BYOL's loss first rises while the target network's outputs spread out (measured here, with
+/// PyTorch's initialisation: 2.22, 2.20, 2.67, 2.80, 2.72, 2.49, then down to 1.33 by epoch 11),
+/// as BYOL losses do early in training; twelve epochs show the fall.
+const BYOL_EPOCHS: usize = 12;
 
 fn spec(method: Method) -> RunSpec {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut s = RunSpec { backbone: Backbone::SmallCnn, method, epochs: EPOCHS, batch_size: 64, prior: PriorSpec::Pixels, k: 5, ..Default::default() };
+    let epochs = if method == Method::Byol { BYOL_EPOCHS } else { EPOCHS };
+    let mut s = RunSpec { backbone: Backbone::SmallCnn, method, epochs, batch_size: 64, prior: PriorSpec::Pixels, k: 5, ..Default::default() };
     s.dataset.path = repo.join("../shared/data/cifar10-jpg.zip");
     s.dataset.train_limit = Some(640);
     s.dataset.test_limit = Some(200);
@@ -43,13 +48,14 @@ fn loss_falls(method: Method) {
     let out = train::run_prepared(&s, &opts, data, tch::Device::Cpu, Instant::now()).unwrap();
     let l = &out.epoch_losses;
     eprintln!("{method:?} losses {l:?}");
-    assert_eq!(l.len(), EPOCHS);
+    let epochs = s.epochs;
+    assert_eq!(l.len(), epochs);
     assert!(l.iter().all(|x| x.is_finite()), "{method:?}: {l:?}");
-    let third = EPOCHS / 3;
+    let third = epochs / 3;
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
-    let (first, last) = (mean(&l[..third]), mean(&l[EPOCHS - third..]));
+    let (first, last) = (mean(&l[..third]), mean(&l[epochs - third..]));
     assert!(last < first, "{method:?}: loss did not fall (first third {first:.4}, last third {last:.4}): {l:?}");
-    assert!(l[EPOCHS - 1] < l[0], "{method:?}: last epoch's loss not below the first's: {l:?}");
+    assert!(l[epochs - 1] < l[0], "{method:?}: last epoch's loss not below the first's: {l:?}");
     assert!(out.positive_purity > 0.0 && out.positive_purity < 1.0, "guided positives from the pixel prior: {}", out.positive_purity);
 }
 

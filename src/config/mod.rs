@@ -184,8 +184,8 @@ pub enum Metric {
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentationSpec {
     pub preset: AugPreset,
-    /// In [0, 1]: scales crop range and colour jitter of the `strong` pipeline (0 = flip only,
-    /// 1 = `strong`). When set it replaces the preset's parameters.
+    /// In [0, 1]: scales crop range and colour jitter of the `symmetric` pipeline (0 = flip only,
+    /// 1 = `symmetric`). When set it replaces the preset's parameters.
     pub strength: Option<f64>,
 }
 
@@ -198,8 +198,19 @@ impl Default for AugmentationSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AugPreset {
-    /// The authors' `symmetric`: RRC 0.08-1, jitter (0.8,0.8,0.8,0.2) p=.8, gray .2, blur .5, flip.
+    /// Each method's strong augmentation in the authors' code: SimCLR `symmetric`; BYOL, Barlow
+    /// Twins and NNCLR `asymmetric`; VICReg `vicreg`. With a prior both views use the first
+    /// pipeline (as the fork does).
     Strong,
+    /// RRC 0.08-1, jitter (0.8,0.8,0.8,0.2) p .8, gray .2, blur .5, flip (`symmetric.yaml`).
+    Symmetric,
+    /// `symmetric` with jitter (0.4,0.4,0.4,0.1) (`symmetric_weak.yaml`).
+    SymmetricWeak,
+    /// Two pipelines: RRC 0.08-1, jitter (0.4,0.4,0.2,0.1) p .8, gray .2, flip; view 2 adds
+    /// solarisation 0.2 (`asymmetric.yaml`).
+    Asymmetric,
+    /// VICReg's: RRC 0.2-1, jitter (0.4,0.4,0.2,0.1) p .8, gray .2, solarisation .1, flip.
+    Vicreg,
     /// The paper's weak DA: horizontal flip only (`reconstruction`).
     Weak,
     /// RRC 0.08-1 and flip.
@@ -212,6 +223,10 @@ impl AugPreset {
     pub fn as_str(&self) -> &'static str {
         match self {
             AugPreset::Strong => "strong",
+            AugPreset::Symmetric => "symmetric",
+            AugPreset::SymmetricWeak => "symmetric_weak",
+            AugPreset::Asymmetric => "asymmetric",
+            AugPreset::Vicreg => "vicreg",
             AugPreset::Weak => "weak",
             AugPreset::WeakRrc => "weak_rrc",
             AugPreset::None => "none",
@@ -230,6 +245,8 @@ pub struct OptimizerSpec {
     pub momentum: f64,
     /// Online linear probe learning rate (scaled like `lr`).
     pub classifier_lr: f64,
+    /// Linear warmup from 3e-5, then cosine to 0, per step (pl_bolts' LinearWarmupCosineAnnealingLR
+    /// as solo-learn uses it). Not capped: a run shorter than its warmup warms up throughout.
     pub warmup_epochs: usize,
     /// LARS trust coefficient.
     pub eta: f64,

@@ -57,7 +57,7 @@ impl MobileNetV2Prior {
 impl Prior for MobileNetV2Prior {
     fn key(&self) -> String {
         // The weights file name carries torchvision's hash prefix of its content.
-        format!("imagenet-mobilenetv2|{MOBILENET_WEIGHTS_FILE}|size={}|bilinear|imagenet-norm", self.input_size)
+        format!("imagenet-mobilenetv2|{MOBILENET_WEIGHTS_FILE}|size={}|bicubic|imagenet-norm", self.input_size)
     }
 
     fn embed(&self, train: &Dataset, device: Device) -> Result<Tensor> {

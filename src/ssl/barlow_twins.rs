@@ -1,6 +1,6 @@
 //! Barlow Twins: the cross-correlation of the batch-normalised projections is pushed to identity.
 
-use super::{MethodContext, SslMethod, Views};
+use super::{MethodContext, SslMethod, Views, fp32};
 use crate::model::{Mlp, MlpLayer};
 use tch::{Kind, Tensor};
 
@@ -26,8 +26,13 @@ impl SslMethod for BarlowTwins {
 }
 
 /// BN(affine=False) on each view (batch statistics, biased variance, eps 1e-5), c = z1ᵀz2/N,
-/// loss = scale·[Σ(1 − c_ii)² + λ Σ_{i≠j} c_ij²].
+/// loss = scale·[Σ(1 − c_ii)² + λ Σ_{i≠j} c_ij²], summed as solo-learn's `barlow_loss_func`
+/// sums it: (c − I)², the off-diagonal scaled by λ, then one sum.
 pub fn barlow_twins_loss(z1: &Tensor, z2: &Tensor, lambda: f64, scale: f64) -> Tensor {
+    fp32(|| barlow_twins_loss_fp32(z1, z2, lambda, scale))
+}
+
+fn barlow_twins_loss_fp32(z1: &Tensor, z2: &Tensor, lambda: f64, scale: f64) -> Tensor {
     let bn = |z: &Tensor| {
         let z = z.to_kind(Kind::Float);
         let mean = z.mean_dim(0i64, true, Kind::Float);
@@ -37,10 +42,9 @@ pub fn barlow_twins_loss(z1: &Tensor, z2: &Tensor, lambda: f64, scale: f64) -> T
     let (a, b) = (bn(z1), bn(z2));
     let n = a.size()[0] as f64;
     let c = a.transpose(0, 1).mm(&b) / n;
-    let diag = c.diagonal(0, 0, 1);
-    let on = (-&diag + 1.0).square().sum(Kind::Float);
-    let off = c.square().sum(Kind::Float) - diag.square().sum(Kind::Float);
-    (on + off * lambda) * scale
+    let eye = Tensor::eye(c.size()[0], (Kind::Float, c.device()));
+    let weights = &eye + (-&eye + 1.0) * lambda;
+    ((c - &eye).square() * weights).sum(Kind::Float) * scale
 }
 
 #[cfg(test)]
@@ -73,7 +77,7 @@ mod tests {
         let x2 = &x1 + uniform(64 * 3 * 16 * 16).view([64, 3, 16, 16]) * 0.1;
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         let backbone = crate::model::build_backbone(BackboneKind::SmallCnn, &(vs.root() / "backbone"), 3);
-        let ctx = crate::ssl::test_context(&vs, backbone.out_dim(), 64, false);
+        let ctx = crate::ssl::test_context(&vs, backbone.out_dim(), false);
         let mut method = crate::ssl::build(Method::BarlowTwins, ctx);
         // 0.01: the loss sums 2048² terms, and at 0.1 plain SGD overshoots and the loss climbs.
         let mut opt = tch::nn::Sgd::default().build(&vs, 0.01).unwrap();

@@ -1,7 +1,7 @@
 //! BYOL: online projector + predictor, a momentum (EMA) copy of backbone and projector as target,
 //! τ from 0.99 to 1 on a cosine schedule per step.
 
-use super::{MethodContext, SslMethod, Views, find_state, target_backbone};
+use super::{MethodContext, SslMethod, Views, find_state, fp32, target_backbone};
 use crate::model::flat_params::{Layout, flatten_as, rebind_into_flat};
 use crate::model::{Backbone, Mlp, MlpLayer, normalize};
 use tch::nn;
@@ -102,6 +102,10 @@ impl SslMethod for Byol {
 
 /// Σ over the two directions of (2 − 2·cos(p, sg(z_target))), batch mean (summed, not averaged).
 pub fn byol_loss(p1: &Tensor, p2: &Tensor, zm1: &Tensor, zm2: &Tensor) -> Tensor {
+    fp32(|| byol_loss_fp32(p1, p2, zm1, zm2))
+}
+
+fn byol_loss_fp32(p1: &Tensor, p2: &Tensor, zm1: &Tensor, zm2: &Tensor) -> Tensor {
     let term = |p: &Tensor, z: &Tensor| {
         let cos = (normalize(&p.to_kind(Kind::Float)) * normalize(&z.detach().to_kind(Kind::Float))).sum_dim_intlist(1, false, Kind::Float);
         (cos * -2.0 + 2.0).mean(Kind::Float)
@@ -129,7 +133,7 @@ mod tests {
         use crate::config::Backbone as BackboneKind;
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let backbone = crate::model::build_backbone(BackboneKind::SmallCnn, &(vs.root() / "backbone"), 3);
-        let ctx = crate::ssl::test_context(&vs, backbone.out_dim(), 16, true);
+        let ctx = crate::ssl::test_context(&vs, backbone.out_dim(), true);
         let mut byol = Byol::new(&ctx);
         // Move the online network away from its copy so the EMA has something to do.
         let online = vs.variables();

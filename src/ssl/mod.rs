@@ -9,7 +9,7 @@ mod vicreg;
 
 pub use barlow_twins::{BarlowTwins, barlow_twins_loss};
 pub use byol::{Byol, byol_loss};
-pub use nnclr::{Nnclr, nnclr_loss};
+pub use nnclr::{Nnclr, nearest_neighbours, nnclr_loss};
 pub use simclr::{SimClr, simclr_loss};
 pub use vicreg::{VicReg, vicreg_loss};
 
@@ -54,14 +54,12 @@ pub struct MethodContext<'a> {
     pub device: Device,
     /// The online VarStore (BYOL copies it into the target; EMA pairs variables by name).
     pub online: &'a nn::VarStore,
-    /// Size of the training set (NNCLR's support queue is at most this long).
-    pub train_size: usize,
     pub channels_last: bool,
 }
 
 /// A context for methods' unit tests: small-CNN heads in `online` on the CPU.
 #[cfg(test)]
-pub(crate) fn test_context(online: &nn::VarStore, feat_dim: i64, train_size: usize, channels_last: bool) -> MethodContext<'_> {
+pub(crate) fn test_context(online: &nn::VarStore, feat_dim: i64, channels_last: bool) -> MethodContext<'_> {
     MethodContext {
         heads: online.root() / "method",
         feat_dim,
@@ -70,9 +68,15 @@ pub(crate) fn test_context(online: &nn::VarStore, feat_dim: i64, train_size: usi
         in_channels: 3,
         device: Device::Cpu,
         online,
-        train_size,
         channels_last,
     }
+}
+
+/// Runs a loss's arithmetic in float32 with autocast off: the authors' losses are small
+/// differences of large sums (Barlow Twins' cross-correlation, VICReg's covariance, SimCLR's
+/// logits), which bf16 would round away. The heads before it still run under autocast.
+pub(crate) fn fp32<T>(f: impl FnOnce() -> T) -> T {
+    tch::autocast(false, f)
 }
 
 /// Default base learning rate and weight decay per method (batch 256, LARS), from the authors'

@@ -1,11 +1,12 @@
 //! NNCLR: each projection is replaced by its nearest neighbour in a support queue of past
 //! projections, and contrasted with the other view's prediction.
 
-use super::{MethodContext, SslMethod, Views, find_state};
+use super::{MethodContext, SslMethod, Views, find_state, fp32};
 use crate::model::{Mlp, MlpLayer, normalize};
 use tch::{Kind, Tensor};
 
-const QUEUE_SIZE: usize = 65536;
+/// solo-learn's NNCLR queue (`queue_size: 65536` in the fork's configs), whatever the dataset's size.
+const QUEUE_SIZE: i64 = 65536;
 
 pub struct Nnclr {
     projector: Mlp,
@@ -20,15 +21,12 @@ impl Nnclr {
     pub fn new(ctx: &MethodContext) -> Nnclr {
         let projector = Mlp::new(&(&ctx.heads / "projector"), ctx.feat_dim, &[MlpLayer::hidden(2048), MlpLayer::hidden(2048), MlpLayer::last(256, true)]);
         let predictor = Mlp::new(&(&ctx.heads / "predictor"), 256, &[MlpLayer::hidden(4096), MlpLayer::last(256, false)]);
-        // A queue longer than the dataset would mostly hold stale copies of the same images.
-        let q = QUEUE_SIZE.min(ctx.train_size.max(1)) as i64;
-        let queue = normalize(&Tensor::randn([q, 256], (Kind::Float, ctx.device)));
+        let queue = normalize(&Tensor::randn([QUEUE_SIZE, 256], (Kind::Float, ctx.device)));
         Nnclr { projector, predictor, temperature: ctx.temperature.unwrap_or(0.2), queue, ptr: 0 }
     }
 
     fn nearest(&self, z: &Tensor) -> Tensor {
-        let idx = normalize(z).mm(&self.queue.transpose(0, 1)).argmax(1, false);
-        self.queue.index_select(0, &idx)
+        nearest_neighbours(&self.queue, z)
     }
 
     fn enqueue(&mut self, z: &Tensor) {
@@ -70,8 +68,21 @@ impl SslMethod for Nnclr {
     }
 }
 
+/// The queue row of largest dot product with each normalised row of `z` (solo-learn's
+/// `find_nn`), in float32.
+pub fn nearest_neighbours(queue: &Tensor, z: &Tensor) -> Tensor {
+    fp32(|| {
+        let idx = normalize(&z.to_kind(Kind::Float)).mm(&queue.transpose(0, 1)).argmax(1, false);
+        queue.index_select(0, &idx)
+    })
+}
+
 /// ½ CE(NN(z1)·p2ᵀ/T, I) + ½ CE(NN(z2)·p1ᵀ/T, I), rows ℓ2-normalised.
 pub fn nnclr_loss(nn1: &Tensor, nn2: &Tensor, p1: &Tensor, p2: &Tensor, temperature: f64) -> Tensor {
+    fp32(|| nnclr_loss_fp32(nn1, nn2, p1, p2, temperature))
+}
+
+fn nnclr_loss_fp32(nn1: &Tensor, nn2: &Tensor, p1: &Tensor, p2: &Tensor, temperature: f64) -> Tensor {
     let b = nn1.size()[0];
     let targets = Tensor::arange(b, (Kind::Int64, nn1.device()));
     let ce = |a: &Tensor, p: &Tensor| {
@@ -96,7 +107,7 @@ mod tests {
     #[test]
     fn nearest_comes_from_the_queue() {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let ctx = crate::ssl::test_context(&vs, 8, 4, false);
+        let ctx = crate::ssl::test_context(&vs, 8, false);
         let mut m = Nnclr::new(&ctx);
         let z = Tensor::randn([4, 256], (Kind::Float, tch::Device::Cpu));
         m.enqueue(&z);

@@ -1,7 +1,7 @@
 //! SimCLR (NT-Xent). With GPS both views carry the anchor's index, so the positive of row i is
 //! row i + B (and back); every other row of the 2B is a negative.
 
-use super::{MethodContext, SslMethod, Views};
+use super::{MethodContext, SslMethod, Views, fp32};
 use crate::model::{Mlp, MlpLayer, normalize};
 use tch::{Kind, Tensor};
 
@@ -28,6 +28,10 @@ impl SslMethod for SimClr {
 
 /// NT-Xent over 2B rows: −mean log(exp(s_pos/T) / Σ_{j≠i} exp(s_ij/T)), z ℓ2-normalised.
 pub fn simclr_loss(z1: &Tensor, z2: &Tensor, temperature: f64) -> Tensor {
+    fp32(|| simclr_loss_fp32(z1, z2, temperature))
+}
+
+fn simclr_loss_fp32(z1: &Tensor, z2: &Tensor, temperature: f64) -> Tensor {
     let b = z1.size()[0];
     let z = normalize(&Tensor::cat(&[z1, z2], 0).to_kind(Kind::Float));
     let sim = z.mm(&z.transpose(0, 1)) / temperature;

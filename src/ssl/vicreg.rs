@@ -1,6 +1,6 @@
 //! VICReg: invariance (MSE) + variance (hinge on the std) + covariance (off-diagonal) terms.
 
-use super::{MethodContext, SslMethod, Views};
+use super::{MethodContext, SslMethod, Views, fp32};
 use crate::model::{Mlp, MlpLayer};
 use tch::{Kind, Tensor};
 
@@ -24,6 +24,10 @@ impl SslMethod for VicReg {
 /// 25·MSE(z1, z2) + 25·Σ_views mean relu(1 − √(var + 1e-4)) + 1·Σ_views Σ offdiag(cov)²/D,
 /// covariance with N − 1 (solo-learn's vicreg_loss_func).
 pub fn vicreg_loss(z1: &Tensor, z2: &Tensor) -> Tensor {
+    fp32(|| vicreg_loss_fp32(z1, z2))
+}
+
+fn vicreg_loss_fp32(z1: &Tensor, z2: &Tensor) -> Tensor {
     let (z1, z2) = (z1.to_kind(Kind::Float), z2.to_kind(Kind::Float));
     let invariance = z1.mse_loss(&z2, tch::Reduction::Mean);
     let variance = |z: &Tensor| (-(z.var_dim(0i64, true, false) + 1e-4).sqrt() + 1.0).relu().mean(Kind::Float);
@@ -31,8 +35,8 @@ pub fn vicreg_loss(z1: &Tensor, z2: &Tensor) -> Tensor {
         let (n, d) = (z.size()[0], z.size()[1]);
         let zc = z - z.mean_dim(0i64, true, Kind::Float);
         let cov = zc.transpose(0, 1).mm(&zc) / (n - 1) as f64;
-        let diag = cov.diagonal(0, 0, 1);
-        (cov.square().sum(Kind::Float) - diag.square().sum(Kind::Float)) / d as f64
+        let off_diagonal = -Tensor::eye(d, (Kind::Float, z.device())) + 1.0;
+        (cov.square() * off_diagonal).sum(Kind::Float) / d as f64
     };
     25.0 * invariance + 25.0 * (variance(&z1) + variance(&z2)) + covariance(&z1) + covariance(&z2)
 }

@@ -3,7 +3,8 @@
 //! Every parameter of the group is rebound as a view into one contiguous buffer (keeping its
 //! memory layout, channels-last included), so an update is about 25 whole-buffer kernels instead
 //! of a dozen per parameter: on a GPU a per-parameter LARS costs ~900 kernel launches per
-//! ResNet-18 step, a sizeable share of a 14 ms step. Per-tensor norms come from segment sums.
+//! ResNet-18 step, a sizeable share of a 14 ms step. Per-tensor norms come from segment sums
+//! (in float64: see `segment_sum`).
 
 use crate::model::flat_params::{Layout, flatten_as, rebind_into_flat};
 use tch::{Kind, Tensor};
@@ -39,8 +40,11 @@ impl FlatGroup {
         FlatGroup { params, layouts, values, buf, lengths, segment, is_matrix }
     }
 
+    /// Per-parameter sums of `x`, accumulated in float64: segment_reduce adds a segment's
+    /// elements one after the other, and in float32 a 4M-element projector matrix's squared norm
+    /// came out 0.1% off (PyTorch's `norm` sums pairwise); the LARS trust ratio inherits that.
     fn segment_sum(&self, x: &Tensor) -> Tensor {
-        Tensor::segment_reduce(x, "sum", Some(&self.lengths), None::<&Tensor>, None::<&Tensor>, 0, false, 0.0)
+        Tensor::segment_reduce(&x.to_kind(Kind::Double), "sum", Some(&self.lengths), None::<&Tensor>, None::<&Tensor>, 0, false, 0.0).to_kind(Kind::Float)
     }
 
     /// solo-learn's LARS (clip_lr, exclude_bias_n_norm) when `lars`, else momentum SGD with the

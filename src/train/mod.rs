@@ -6,6 +6,7 @@ mod prepare;
 mod progress;
 pub mod schedule;
 mod signals;
+pub mod step;
 mod trainer;
 
 pub use prepare::{Prepared, prepare_on};

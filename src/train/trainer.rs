@@ -3,20 +3,20 @@
 //! probe on detached features, LARS with warmup-cosine. Checkpoints on schedule and on signals.
 
 use super::checkpoint::{self, LoopState};
-use super::optimizer::{Optimizer, ParamGroup};
+use super::optimizer::Optimizer;
 use super::prepare::Prepared;
 use super::progress::Reporter;
 use super::schedule::WarmupCosine;
 use super::{Interrupted, RunOutcome, TrainOptions, signals};
-use crate::augment::{AugParams, Augmenter};
+use crate::augment::{Augmenter, view_pipelines};
 use crate::config::{Precision, RunSpec};
 use crate::eval::{self, FeatureExtractor};
 use crate::knn::{PositiveSampler, SplitMix64};
 use crate::model::{self, Backbone};
-use crate::ssl::{self, MethodContext, SslMethod, Views};
+use crate::ssl::{self, MethodContext, SslMethod};
 use anyhow::{Result, bail};
 use std::time::Instant;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 /// Independent random streams derived from the run seed (see SplitMix64::for_step).
@@ -28,6 +28,21 @@ const STREAM_AUG_POSITIVE: u64 = 4;
 const LOSS_CHECK_EVERY: usize = 20;
 
 static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The authors' normalisation statistics for the datasets they name (solo-learn's
+/// `MEANS_N_STD`, train and eval transforms alike); other datasets use their training set's own
+/// per-channel statistics.
+pub fn normalization(dataset_name: &str, train: &crate::data::Dataset) -> (Vec<f64>, Vec<f64>) {
+    if train.channels() == 3 {
+        match dataset_name.to_ascii_lowercase().as_str() {
+            "cifar10" => return (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
+            "cifar100" => return (vec![0.5071, 0.4865, 0.4409], vec![0.2673, 0.2564, 0.2762]),
+            "stl10" => return (vec![0.4914, 0.4823, 0.4466], vec![0.247, 0.243, 0.261]),
+            _ => {}
+        }
+    }
+    train.channel_mean_std()
+}
 
 /// A loss that is NaN or infinite: the run failed and must not write a result that looks fine.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +62,8 @@ pub struct Trainer<'a> {
     method: Box<dyn SslMethod>,
     opt: Optimizer,
     schedule: WarmupCosine,
-    augmenter: Augmenter,
+    /// View 1's and view 2's pipelines (they differ for the authors' asymmetric baselines).
+    augmenters: [Augmenter; 2],
     sampler: PositiveSampler,
     train_images: Tensor,
     train_labels: Tensor,
@@ -91,7 +107,7 @@ impl<'a> Trainer<'a> {
         let vs = nn::VarStore::new(device);
         let backbone = model::build_backbone(spec.backbone, &(vs.root() / "backbone"), in_channels);
         let feat_dim = backbone.out_dim();
-        let probe = nn::linear(vs.root() / "probe", feat_dim, num_classes as i64, Default::default());
+        let probe = model::init::linear(vs.root() / "probe", feat_dim, num_classes as i64, true);
         let method = ssl::build(
             spec.method,
             MethodContext {
@@ -102,7 +118,6 @@ impl<'a> Trainer<'a> {
                 in_channels,
                 device,
                 online: &vs,
-                train_size: data.train.len(),
                 channels_last,
             },
         );
@@ -115,31 +130,17 @@ impl<'a> Trainer<'a> {
         let lr = spec.optimizer.lr.unwrap_or(default_lr) * scale;
         let wd = spec.optimizer.weight_decay.unwrap_or(default_wd);
         let classifier_lr = spec.optimizer.classifier_lr * scale;
-        let (mut model_params, mut probe_params) = (Vec::new(), Vec::new());
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, t) in vars {
-            if name.starts_with("probe.") { probe_params.push(t) } else { model_params.push(t) }
-        }
-        let opt = Optimizer::new(
-            spec.optimizer.kind,
-            vec![
-                ParamGroup { params: model_params, lr_scale: 1.0, weight_decay: wd },
-                ParamGroup { params: probe_params, lr_scale: classifier_lr / lr, weight_decay: 0.0 },
-            ],
-            spec.optimizer.momentum,
-            spec.optimizer.eta,
-        );
+        let opt = Optimizer::new(spec.optimizer.kind, super::step::param_groups(&vs, wd, classifier_lr / lr), spec.optimizer.momentum, spec.optimizer.eta);
 
         let n = data.train.len();
         let steps_per_epoch = n / spec.batch_size; // drop_last, as the authors
         let total_steps = (steps_per_epoch * spec.epochs) as u64;
-        // A warmup longer than half the run would leave no room to decay (short test runs).
-        let warmup_epochs = spec.optimizer.warmup_epochs.min(spec.epochs / 2);
-        let schedule = WarmupCosine { base_lr: lr, warmup_steps: (warmup_epochs * steps_per_epoch) as u64, total_steps };
+        // solo-learn warms up for warmup_epochs whatever the run's length.
+        let schedule = WarmupCosine { base_lr: lr, warmup_steps: (spec.optimizer.warmup_epochs * steps_per_epoch) as u64, total_steps };
 
-        let (mean, std) = data.train.channel_mean_std();
-        let augmenter = Augmenter::new(AugParams::from_spec(&spec.augmentation), &mean, &std, device);
+        let (mean, std) = normalization(&spec.dataset.name, &data.train);
+        let guided = !matches!(spec.prior, crate::config::PriorSpec::None);
+        let augmenters = view_pipelines(&spec.augmentation, spec.method, guided).map(|p| Augmenter::new(p, &mean, &std, device));
         let train_labels_cpu = data.train.labels_vec();
         Ok(Trainer {
             spec,
@@ -149,7 +150,7 @@ impl<'a> Trainer<'a> {
             method,
             opt,
             schedule,
-            augmenter,
+            augmenters,
             sampler: PositiveSampler::new(data.table),
             train_images: data.train.images.to_device(device),
             train_labels: data.train.labels.to_device(device),
@@ -275,24 +276,15 @@ impl<'a> Trainer<'a> {
 
         let to_index = |v: &[u32]| Tensor::from_slice(&v.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(self.device);
         let (ia, ip) = (to_index(anchors), to_index(&positives));
-        let x1 = self.augmenter.apply(&self.train_images.index_select(0, &ia), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_ANCHOR, step));
-        let x2 = self.augmenter.apply(&self.train_images.index_select(0, &ip), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_POSITIVE, step));
-        // The probe learns each view with its own label (spec §1.5).
-        let y = Tensor::cat(&[self.train_labels.index_select(0, &ia), self.train_labels.index_select(0, &ip)], 0);
-        let mut x = Tensor::cat(&[x1, x2], 0);
+        let mut x1 = self.augmenters[0].apply(&self.train_images.index_select(0, &ia), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_ANCHOR, step));
+        let mut x2 = self.augmenters[1].apply(&self.train_images.index_select(0, &ip), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_POSITIVE, step));
         if self.channels_last {
-            x = model::to_channels_last(&x);
+            (x1, x2) = (model::to_channels_last(&x1), model::to_channels_last(&x2));
         }
-        let bsz = anchors.len() as i64;
-        let (backbone, method, probe) = (&self.backbone, &mut self.method, &self.probe);
-        let (ssl_loss, probe_loss) = tch::autocast(self.autocast, || {
-            let f = backbone.forward_t(&x, true);
-            let (f1, f2) = (f.narrow(0, 0, bsz), f.narrow(0, bsz, bsz));
-            let views = Views { x1: &x.narrow(0, 0, bsz), x2: &x.narrow(0, bsz, bsz), f1: &f1, f2: &f2 };
-            let ssl_loss = method.loss(&views);
-            let logits = probe.forward_t(&f.detach(), true);
-            (ssl_loss, logits.to_kind(Kind::Float).cross_entropy_for_logits(&y))
-        });
+        // The probe learns each view with its own label (spec §1.5).
+        let (y1, y2) = (self.train_labels.index_select(0, &ia), self.train_labels.index_select(0, &ip));
+        let losses = super::step::losses(self.backbone.as_ref(), self.method.as_mut(), &self.probe, [&x1, &x2], [&y1, &y2], self.autocast);
+        let (ssl_loss, probe_loss) = (losses.ssl, losses.probe);
         let total = &ssl_loss + &probe_loss;
         self.opt.zero_grad();
         total.backward();
@@ -340,7 +332,7 @@ impl<'a> Trainer<'a> {
     }
 
     fn extractor(&self) -> FeatureExtractor<'_> {
-        FeatureExtractor { backbone: self.backbone.as_ref(), augmenter: &self.augmenter, channels_last: self.channels_last, autocast: self.autocast }
+        FeatureExtractor { backbone: self.backbone.as_ref(), augmenter: &self.augmenters[0], channels_last: self.channels_last, autocast: self.autocast }
     }
 
     fn probe_accuracy(&self) -> f64 {
