@@ -50,7 +50,7 @@ impl Pipeline {
         }
         let full = Self::SYMMETRIC;
         Pipeline {
-            crop_scale: Some((1.0 - s * (1.0 - 0.08), 1.0)),
+            crop_scale: Some((0.08 + (1.0 - s) * (1.0 - 0.08), 1.0)),
             jitter: full.jitter.map(|j| j * s),
             jitter_p: full.jitter_p,
             gray_p: full.gray_p * s,
