@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use gps_ssl::{data, knn, prior, results, sweep};
+use gps_ssl::{data, knn, prior, results, sweep, train};
 
 #[derive(Parser)]
 #[command(name = "gps", version, about = "GPS-SSL experiments: train, sweep on SLURM, report")]
@@ -23,7 +23,7 @@ enum Command {
     Prior(prior::cli::PriorCommand),
     /// Micro-benchmarks printed from the CLI.
     #[command(subcommand)]
-    Bench(knn::cli::BenchCommand),
+    Bench(BenchCommand),
     /// Train and evaluate one run and write its result row.
     Train(sweep::cli::TrainArgs),
     /// Run one task of a sweep (what a SLURM array task calls).
@@ -35,6 +35,17 @@ enum Command {
     Report(results::cli::ReportArgs),
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// k-NN table build time next to the bare GEMM of the same size (ratio = build / GEMM).
+    Knn(knn::cli::KnnBenchArgs),
+    /// Samples per second of one run's training step (no evaluation); --compare-pytorch times
+    /// the same step in plain PyTorch in the same call.
+    Train(train::cli::TrainBenchArgs),
+    /// Positives drawn per second for a batch of anchors from an N x k table (one thread).
+    Sampler(knn::cli::SamplerBenchArgs),
+}
+
 fn main() {
     // Before any other tch call: registers CUDA where the full libtorch exists.
     gps_ssl::torch_runtime::init();
@@ -43,7 +54,9 @@ fn main() {
         Command::Info => info(),
         Command::Data(c) => c.run(),
         Command::Prior(c) => c.run(),
-        Command::Bench(c) => c.run(),
+        Command::Bench(BenchCommand::Knn(a)) => a.run(),
+        Command::Bench(BenchCommand::Train(a)) => a.run(),
+        Command::Bench(BenchCommand::Sampler(a)) => a.run(),
         Command::Train(a) => a.run(),
         Command::Task(a) => a.run(),
         Command::Sweep(c) => c.run(),

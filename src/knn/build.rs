@@ -46,12 +46,17 @@ fn build_table_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device,
         // On the CPU the scores are a plain mm (the same GEMM as the floor) and the bias, the
         // self-exclusion and the top-k are one fused pass over each row in Rust: torch's topk
         // copies every row into (value, index) pairs first, which costs more than the GEMM at d=128.
+        // One buffer is reused for every block: a fresh 256 MB tensor per block pays its page
+        // faults again each time.
         let bias = bias.map(|b| Vec::<f32>::try_from(b.flatten(0, 1))).transpose()?;
         let mut idx = vec![0u32; n * k];
+        let buffer = Tensor::empty([rows_per_block as i64, n as i64], (Kind::Float, Device::Cpu));
         for start in (0..n).step_by(rows_per_block) {
             let len = rows_per_block.min(n - start);
-            let dots = x.narrow(0, start as i64, len as i64).mm(&xt).contiguous();
-            // SAFETY: `dots` is a contiguous f32 CPU tensor of len x n elements that outlives the slice.
+            let dots = buffer.narrow(0, 0, len as i64);
+            let _ = x.narrow(0, start as i64, len as i64).mm_out(&dots, &xt);
+            // SAFETY: `dots` is a contiguous f32 CPU tensor of len x n elements (the first rows of
+            // `buffer`), alive and not written while the slice is used.
             let dots = unsafe { std::slice::from_raw_parts(dots.data_ptr() as *const f32, len * n) };
             top_k_rows_cpu(dots, n, start, bias.as_deref(), k, &mut idx[start * k..(start + len) * k]);
         }

@@ -21,7 +21,7 @@ impl NeighbourTable {
         if let Some(&bad) = idx.iter().find(|&&j| j as usize >= n) {
             bail!("neighbour table refers to image {bad} but there are only {n}");
         }
-        Ok(NeighbourTable { n, k, idx })
+        Ok(NeighbourTable { n, k, idx: on_huge_pages(idx) })
     }
 
     /// The baseline (`prior: none`): every image's only "neighbour" is itself, so the positive is a
@@ -101,6 +101,31 @@ impl NeighbourTable {
             .with_context(|| format!("{} has no `neighbours` tensor; delete it to rebuild", path.display()))?;
         NeighbourTable::from_tensor(&t.1)
     }
+}
+
+/// Tables above this size are moved to memory backed by 2 MB pages.
+const HUGE_PAGE_MIN_BYTES: usize = 32 << 20;
+
+/// `idx` moved to memory the kernel is asked (madvise, transparent huge pages) to back with 2 MB
+/// pages, when it is large: the sampler reads it at random, and with 4 kB pages a 256 MB table
+/// needs 65,536 TLB entries, so nearly every read would also walk the page tables. A hint only:
+/// where the kernel declines, the table is the same, on ordinary pages.
+fn on_huge_pages(idx: Vec<u32>) -> Vec<u32> {
+    let bytes = idx.len() * std::mem::size_of::<u32>();
+    if cfg!(not(target_os = "linux")) || bytes < HUGE_PAGE_MIN_BYTES {
+        return idx;
+    }
+    let mut out: Vec<u32> = Vec::with_capacity(idx.len());
+    let page = 4096usize;
+    let start = (out.as_ptr() as usize).div_ceil(page) * page;
+    let end = (out.as_ptr() as usize + bytes) / page * page;
+    if end > start {
+        // SAFETY: [start, end) lies inside `out`'s allocation; MADV_HUGEPAGE only changes how
+        // the kernel backs pages not yet touched, never their contents.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+    out.extend_from_slice(&idx);
+    out
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Training one run: the loop, optimizer, schedule, checkpoints, signals.
 pub mod checkpoint;
+pub mod cli;
 mod flat_lars;
 pub mod optimizer;
 mod prepare;
@@ -91,14 +92,28 @@ pub fn run_prepared(spec: &RunSpec, opts: &TrainOptions, data: Prepared, device:
     Ok(trainer.outcome(started, resumed))
 }
 
-/// Samples per second of the training step of `spec` (see `Trainer::bench`), with the device name.
-pub fn bench(spec: &RunSpec, warmup: usize, steps: usize) -> Result<(f64, String)> {
+/// What `bench` measured, and what a reference loop needs to run the same step.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub samples_per_s: f64,
+    pub device: String,
+    pub cuda: bool,
+    pub autocast: bool,
+    pub channels_last: bool,
+    /// (channels, side, classes) of the training images.
+    pub data_shape: (usize, usize, usize),
+}
+
+/// Samples per second of the training step of `spec` (see `Trainer::bench`).
+pub fn bench(spec: &RunSpec, warmup: usize, steps: usize) -> Result<BenchReport> {
     spec.validate()?;
     let device = crate::device::resolve(spec.device)?;
     let data = prepare_on(spec, device)?;
+    let data_shape = (data.train.channels(), data.train.images.size()[2] as usize, data.train.num_classes());
     let mut trainer = trainer::Trainer::new(spec, data, device)?;
-    let sps = trainer.bench(warmup, steps)?;
-    Ok((sps, crate::device::describe(device)))
+    let samples_per_s = trainer.bench(warmup, steps)?;
+    let (autocast, channels_last) = trainer.precision();
+    Ok(BenchReport { samples_per_s, device: crate::device::describe(device), cuda: device.is_cuda(), autocast, channels_last, data_shape })
 }
 
 /// Loads the data and computes the prior embedding and neighbour table into the shared cache,

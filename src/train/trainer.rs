@@ -315,6 +315,11 @@ impl<'a> Trainer<'a> {
         Ok((steps * b) as f64 / t.elapsed().as_secs_f64())
     }
 
+    /// (bf16 autocast, channels-last) as this trainer runs.
+    pub fn precision(&self) -> (bool, bool) {
+        (self.autocast, self.channels_last)
+    }
+
     /// Moves the device-side loss sum into the bookkeeping; a non-finite loss fails the run.
     fn drain_loss(&mut self) -> Result<()> {
         if self.pending_steps == 0 {
