@@ -42,13 +42,13 @@ impl TrainArgs {
         let mut tree = RunSpec::tree_from_yaml(&text).with_context(|| format!("run spec {file}"))?;
         for assignment in &self.set {
             let Some((path, value)) = assignment.split_once('=') else {
-                bail!("--set {assignment:?}: expected FIELD=VALUE, e.g. --set optimizer.lr=0.3");
+                bail!("run spec {file}: --set {assignment:?}: expected FIELD=VALUE, e.g. --set optimizer.lr=0.3");
             };
             if value.trim().is_empty() {
-                bail!("--set {assignment:?}: no value after `=`; write `{path}=null` to reset the field to its default");
+                bail!("run spec {file}: --set {assignment:?}: no value after `=`; write `{path}=null` to reset the field to its default");
             }
-            let value = value_path::parse_scalar(value).with_context(|| format!("--set {assignment}"))?;
-            value_path::set(&mut tree, path.trim(), value).with_context(|| format!("--set {assignment}"))?;
+            let value = value_path::parse_scalar(value).with_context(|| format!("run spec {file}: --set {assignment}"))?;
+            value_path::set(&mut tree, path.trim(), value).with_context(|| format!("run spec {file}: --set {assignment}"))?;
         }
         let with = if self.set.is_empty() { "" } else { " (with --set)" };
         let spec = RunSpec::from_tree(&tree).map_err(|e| anyhow::anyhow!("run spec {file}{with}: {e}"))?;
