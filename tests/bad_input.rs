@@ -33,6 +33,7 @@ fn sweep_cases() -> Vec<(String, Vec<&'static str>)> {
     let mut cases: Vec<(String, Vec<&'static str>)> = vec![
         // non-finite numbers: never "not set"
         ("base: {optimizer: {lr: .nan}}\n".into(), vec!["line 1", "base.optimizer.lr", ".nan is not a finite number"]),
+        ("\u{feff}base:\n  optimizer:\n    lr: .nan\n".into(), vec!["line 3", "base.optimizer.lr", ".nan"]),
         ("base:\n  epochs: 2\n  optimizer:\n    lr: .inf\n".into(), vec!["line 4", "base.optimizer.lr", ".inf"]),
         ("base:\n  augmentation:\n    strength: -.inf\n".into(), vec!["line 3", "base.augmentation.strength", "-.inf"]),
         ("base:\n  temperature: .NaN\n".into(), vec!["line 2", "base.temperature", ".nan"]),
@@ -141,6 +142,7 @@ fn sweep_cases() -> Vec<(String, Vec<&'static str>)> {
         ("grid: {k: [5]}\nslurm:\n  signal_before: 70000\n".into(), vec!["line 3", "slurm.signal_before", "65535"]),
         ("grid: {k: [5]}\nslurm:\n  time: \"1:00; rm -rf ~\"\n".into(), vec!["line 3", "slurm.time"]),
         ("grid: {k: [5]}\nslurm: {partitoin: gpu}\n".into(), vec!["unknown field `partitoin`"]),
+        ("grid: {k: [5]}\nslurm:\n  time: \"00:10:00\"\n  extra:\n    - --comment=ok\n    - --wra=true\n".into(), vec!["line 6", "`--wrap`"]),
         ("grid: {k: [5]}\nslurm: {extra: --comment=x}\n".into(), vec!["slurm.extra"]),
         ("grid: {k: [5]}\nslurm: {throttle: 0}\n".into(), vec!["slurm.throttle"]),
         ("grid: {k: [5]}\nslurm: {mem: 4GB}\n".into(), vec!["slurm.mem"]),

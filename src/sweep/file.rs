@@ -53,6 +53,8 @@ impl SweepFile {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<SweepFile> {
+        // YAML allows a byte-order mark; without it, lines are found from the first line on.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let at = |section: &str, field: &str| match locate(text, section, field) {
             Some(line) => format!("{}, line {line}", path.display()),
             None => path.display().to_string(),
@@ -94,7 +96,19 @@ impl SweepFile {
                         let hint = if e.path == "time" { "; write it as a quoted SLURM time, e.g. `time: \"06:00:00\"`" } else { "" };
                         anyhow!("{}: {}{hint}", at("slurm", &e.key_path()), e.under("slurm"))
                     })?;
-                    sweep.slurm.validate().map_err(|e| anyhow!("{}: {e}", at("slurm", e.field)))?;
+                    sweep.slurm.validate().map_err(|e| {
+                        // an `extra` entry: the line that holds it, below `extra:`
+                        let field_line = locate(text, "slurm", e.field);
+                        let entry_line = e
+                            .entry
+                            .as_deref()
+                            .zip(field_line)
+                            .and_then(|(entry, from)| text.lines().enumerate().skip(from - 1).find(|(_, l)| l.contains(entry)).map(|(i, _)| i + 1));
+                        match entry_line.or(field_line) {
+                            Some(line) => anyhow!("{}, line {line}: {e}", path.display()),
+                            None => anyhow!("{}: {e}", path.display()),
+                        }
+                    })?;
                 }
                 other => bail!("{}: unknown section `{other}`; a sweep file has: {SECTIONS}", at(other, "")),
             }

@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 pub struct InvalidOption {
     pub field: &'static str,
     pub message: String,
+    /// The `extra` entry at fault, so the error can point at its own line.
+    pub entry: Option<String>,
 }
 
 type Result<T> = std::result::Result<T, InvalidOption>;
 
 fn invalid<T>(field: &'static str, message: String) -> Result<T> {
-    Err(InvalidOption { field, message })
+    Err(InvalidOption { field, message, entry: None })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,7 +153,7 @@ impl SlurmOptions {
             return invalid("throttle", "must be at least 1 (tasks running at once)".into());
         }
         for directive in &self.extra {
-            check_extra(directive)?;
+            check_extra(directive).map_err(|e| InvalidOption { entry: Some(directive.clone()), ..e })?;
         }
         Ok(())
     }
