@@ -140,3 +140,148 @@ fn report_aggregates_seeds_and_marks_the_best() {
     std::fs::create_dir(empty.path().join("runs")).unwrap();
     assert!(format!("{:#}", table::build(empty.path(), &q).unwrap_err()).contains("no result rows"));
 }
+
+/// Sets every `num_rows` of a Parquet footer (the file's, each row group's) to `rows`, leaving
+/// the pages as they are: a footer that claims more rows than its pages hold. Walks the footer's
+/// Thrift compact encoding (FileMetaData field 3, RowGroup = field 4's items, their field 3).
+fn claim_rows(bytes: &mut [u8], rows: u8) {
+    fn varint(b: &[u8], i: &mut usize) -> u64 {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let c = b[*i];
+            *i += 1;
+            v |= ((c & 0x7f) as u64) << shift;
+            shift += 7;
+            if c & 0x80 == 0 {
+                return v;
+            }
+        }
+    }
+    fn skip(b: &mut [u8], i: &mut usize, kind: u8, path: &mut Vec<i64>, rows: u8) {
+        match kind {
+            1 | 2 => {}
+            3 => *i += 1,
+            4..=6 => {
+                let at = *i;
+                varint(b, i);
+                let is_num_rows = path.as_slice() == [3] || (path.len() == 3 && path[0] == 4 && path[2] == 3);
+                if kind == 6 && is_num_rows {
+                    assert_eq!(*i - at, 1, "a one-byte varint");
+                    b[at] = rows * 2; // zigzag
+                }
+            }
+            7 => *i += 8,
+            8 => {
+                let n = varint(b, i) as usize;
+                *i += n;
+            }
+            9 | 10 => {
+                let header = b[*i];
+                *i += 1;
+                let mut n = (header >> 4) as u64;
+                if n == 15 {
+                    n = varint(b, i);
+                }
+                for k in 0..n {
+                    path.push(k as i64);
+                    skip(b, i, header & 15, path, rows);
+                    path.pop();
+                }
+            }
+            12 => {
+                let mut field = 0i64;
+                loop {
+                    let header = b[*i];
+                    *i += 1;
+                    if header == 0 {
+                        return;
+                    }
+                    let delta = (header >> 4) as i64;
+                    field = if delta > 0 {
+                        field + delta
+                    } else {
+                        let z = varint(b, i);
+                        ((z >> 1) as i64) ^ -((z & 1) as i64)
+                    };
+                    path.push(field);
+                    skip(b, i, header & 15, path, rows);
+                    path.pop();
+                }
+            }
+            other => panic!("thrift type {other}"),
+        }
+    }
+    let n = bytes.len();
+    let footer = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    let mut at = n - 8 - footer;
+    skip(bytes, &mut at, 12, &mut Vec::new(), rows);
+}
+
+/// Replaces one column of a row file with another type (a hand-edited or foreign file).
+fn with_column(from: &Path, to: &Path, column: polars::prelude::Column) {
+    use polars::prelude::*;
+    let mut df = ParquetReader::new(std::fs::File::open(from).unwrap()).finish().unwrap();
+    df.with_column(column).unwrap();
+    ParquetWriter::new(std::fs::File::create(to).unwrap()).finish(&mut df).unwrap();
+}
+
+/// Damaged row files among good ones: each is skipped with its name and reason, counted under the
+/// table, and the good rows are still reported (the library, then `gps report` itself).
+#[test]
+fn unreadable_row_files_are_skipped_and_named() {
+    use gps_ssl::config::Method::Simclr;
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let mut good = Vec::new();
+    for (seed, acc) in [0.5, 0.6, 0.7].into_iter().enumerate() {
+        let s = spec(out, Simclr, PriorSpec::None, 5, seed as u64);
+        good.push(row::write_row(out, &ResultRow::new("dmg", &s, &outcome(acc))).unwrap());
+    }
+    let runs = row::runs_dir(out);
+    let bytes = std::fs::read(&good[0]).unwrap();
+    let mut lying = bytes.clone();
+    claim_rows(&mut lying, 3);
+    let damaged: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("a00000000001.parquet", lying, "Parquet reader crashed on it"),
+        ("a00000000002.parquet", bytes[..bytes.len() / 2].to_vec(), "not a readable Parquet row"),
+        ("000000000000.parquet", Vec::new(), "empty (0 bytes)"),
+    ];
+    for (name, content, _) in &damaged {
+        std::fs::write(runs.join(name), content).unwrap();
+    }
+    with_column(&good[0], &runs.join("a00000000003.parquet"), Column::new("status".into(), [1i64]));
+    with_column(&good[0], &runs.join("a00000000004.parquet"), Column::new("probe_top1_best".into(), ["0.9"]));
+    let mut expected: Vec<(String, &str)> = damaged.iter().map(|(n, _, why)| (n.to_string(), *why)).collect();
+    expected.push(("a00000000003.parquet".into(), "column `status` holds i64, expected text"));
+    expected.push(("a00000000004.parquet".into(), "column `probe_top1_best` holds str, expected a number"));
+
+    let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![] };
+    let t = table::build(out, &q).unwrap();
+    assert_eq!(t.runs, 3, "the three good rows");
+    assert_eq!(t.cells[0][0].unwrap().n, 3);
+    assert!((t.cells[0][0].unwrap().mean - 0.6).abs() < 1e-12);
+    assert_eq!(t.skipped.len(), expected.len(), "{:?}", t.skipped);
+    for (name, why) in &expected {
+        let s = t.skipped.iter().find(|s| s.path.ends_with(name)).unwrap_or_else(|| panic!("{name} not skipped: {:?}", t.skipped));
+        assert!(s.reason.contains(why), "{name}: {}", s.reason);
+    }
+    assert!(render::markdown(&t).contains("5 unreadable row files skipped"));
+
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_gps")).args(["report"]).arg(out).args(["--rows", "method", "--cols", "prior"]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&cli.stdout), String::from_utf8_lossy(&cli.stderr));
+    assert!(cli.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("| simclr | 60.00 ± 10.00 (n=3) |") && stdout.contains("5 unreadable row files skipped"), "{stdout}");
+    for (name, why) in &expected {
+        let line = stderr.lines().find(|l| l.contains(name.as_str())).unwrap_or_else(|| panic!("{name} not named:\n{stderr}"));
+        assert!(line.starts_with("warning: skipped") && line.contains(why), "{line}");
+    }
+    assert!(!stderr.contains("panicked"), "a caught reader panic is reported as a reason only:\n{stderr}");
+
+    // nothing readable at all: an error naming the files, not an empty table
+    for file in &good {
+        std::fs::remove_file(file).unwrap();
+    }
+    let e = format!("{:#}", table::build(out, &q).unwrap_err());
+    assert!(e.contains("none of the 5 row files") && e.contains("000000000000.parquet"), "{e}");
+}

@@ -164,3 +164,151 @@ fn sweep_on_a_real_slurm() {
     assert!(report.contains("mnist5k baseline") && report.contains("mnist5k GPS pixels") && report.contains("1 failed runs"), "{report}");
     assert!(report.contains("(n=1)"), "{report}");
 }
+
+/// The long options a real `sbatch` reports for `args` under `--test-only -v` ("defined options"),
+/// and whether it accepted the job.
+fn sbatch_defined_options(args: &[&str]) -> (Vec<(String, String)>, bool, String) {
+    let out = Command::new("sbatch").arg("--test-only").arg("-v").args(args).stdin(std::process::Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut options = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim_start_matches("sbatch: ");
+        if line.starts_with("defined options") {
+            inside = true;
+        } else if line.starts_with("end of defined options") {
+            inside = false;
+        } else if inside && !line.starts_with("---") {
+            if let Some((name, value)) = line.split_once(" : ") {
+                options.push((name.trim().to_string(), value.trim().to_string()));
+            }
+        }
+    }
+    (options, out.status.success(), text)
+}
+
+/// `slurm.extra` against the real sbatch: gps knows every long option this sbatch has; every
+/// abbreviation gps refuses is read by sbatch as the reserved option gps names; the directives
+/// gps allows (abbreviated or not) are written in full and accepted by `sbatch --test-only`.
+#[test]
+fn slurm_extra_as_sbatch_reads_it() {
+    use gps_ssl::sweep::slurm_options::{SlurmOptions, resolve_option};
+    if !cluster_ready() {
+        return;
+    }
+    // 1. every option this sbatch lists (glibc names them all for an ambiguous one-letter prefix,
+    // or the single one in "option '--x' requires an argument") is in gps's table
+    let mut seen = 0;
+    for letter in 'a'..='z' {
+        let out = Command::new("sbatch").arg(format!("--{letter}")).stdin(std::process::Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let names: Vec<&str> = match err.split("possibilities:").nth(1) {
+            Some(list) => list.lines().next().unwrap_or("").split_whitespace().map(|n| n.trim_matches('\'').trim_start_matches("--")).collect(),
+            None if err.contains("requires an argument") || err.contains("doesn't allow an argument") => {
+                err.split("option '--").nth(1).and_then(|r| r.split('\'').next()).into_iter().collect()
+            }
+            None => Vec::new(), // unrecognized: no option starts with this letter
+        };
+        for name in names {
+            seen += 1;
+            assert_eq!(resolve_option(name), Ok(name), "sbatch has `--{name}`, which gps's option table lacks");
+        }
+    }
+    assert!(seen > 100, "sbatch listed only {seen} options");
+
+    // 2. refused abbreviations: sbatch reads each as exactly the option gps names in its error
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("probe.sh");
+    for entry in [
+        "--wra=true",
+        "--arr=0-3",
+        "--outp=x.out",
+        "--err=x.err",
+        "--chd=/tmp",
+        "--dep=afterany:1",
+        "--sig=B:USR1@60",
+        "--no-req",
+        "--open=append",
+        "--job-nam=x",
+        "--export-file=/dev/null",
+        "--exp=ALL",
+        "--requ",
+        "--parsa",
+        "--inp=/dev/null",
+    ] {
+        let options = SlurmOptions { extra: vec![entry.to_string()], ..Default::default() };
+        let error = options.validate().expect_err(entry).to_string();
+        let named = error.split("sbatch reads it as `--").nth(1).or_else(|| error.split("`--").nth(1)).and_then(|r| r.split('`').next()).unwrap().to_string();
+        if error.contains("ambiguous") {
+            let (_, ok, text) = sbatch_defined_options(&[entry, "--wrap=true"]);
+            assert!(!ok && text.contains("is ambiguous"), "{entry}: gps calls it ambiguous, sbatch does not:\n{text}");
+            continue;
+        }
+        std::fs::write(&script, format!("#!/bin/bash\n#SBATCH {entry}\ntrue\n")).unwrap();
+        let (mut defined, _, mut text) = sbatch_defined_options(&[script.to_str().unwrap()]);
+        if !defined.iter().any(|(n, _)| *n == named) {
+            // sbatch ignores --wrap inside a script; on the command line it takes it
+            (defined, _, text) = sbatch_defined_options(&[entry]);
+        }
+        assert!(defined.iter().any(|(n, _)| *n == named), "{entry}: gps says sbatch reads `--{named}`, sbatch defined {defined:?}\n{text}");
+    }
+
+    // 3. allowed directives, some abbreviated, in the array script gps writes: accepted as written
+    let node = String::from_utf8_lossy(&Command::new("sinfo").args(["-h", "-o", "%N"]).output().unwrap().stdout).trim().to_string();
+    let extra = [
+        "--comment=gps-test",
+        "--nic=5",
+        "--mail-t=END,FAIL",
+        "--mail-user=nobody@example.org",
+        "--exclusive",
+        "--hold",
+        "--begin=now+1hour",
+        &format!("--nodelist={node}"),
+        "--time-min=5",
+        "--deadline=now+1day",
+        "--hint=nomultithread",
+        "--gpus-per-task=1",
+        "--mincpus=1",
+        "--spread-job",
+        "--use-min-nodes",
+        "--contiguous",
+        "--mem-per-cpu=100M",
+    ];
+    let quoted: Vec<String> = extra.iter().map(|e| format!("\"{e}\"")).collect();
+    let w = tmp.path();
+    std::fs::write(w.join("extra.yaml"), format!("name: extra\ngrid:\n  seed: [0, 1]\nslurm:\n  time: \"00:10:00\"\n  extra: [{}]\n", quoted.join(", ")))
+        .unwrap();
+    gps(w, &["sweep", "submit", "extra.yaml", "--dry-run"]);
+    let array = w.join("slurm/extra/sub-001/array.sbatch");
+    let written = std::fs::read_to_string(&array).unwrap();
+    assert!(written.contains("#SBATCH --nice=5\n") && written.contains("#SBATCH --mail-type=END,FAIL\n"), "abbreviations written in full:\n{written}");
+    let (defined, ok, text) = sbatch_defined_options(&[array.to_str().unwrap()]);
+    assert!(ok, "sbatch --test-only refused the array script gps wrote:\n{written}\n{text}");
+    for name in [
+        "comment",
+        "nice",
+        "mail-type",
+        "mail-user",
+        "exclusive",
+        "hold",
+        "begin",
+        "nodelist",
+        "time-min",
+        "deadline",
+        "hint",
+        "gpus-per-task",
+        "mincpus",
+        "spread-job",
+        "use-min-nodes",
+        "contiguous",
+        "mem-per-cpu",
+        "array",
+        "requeue",
+        "signal",
+        "open-mode",
+    ] {
+        assert!(defined.iter().any(|(n, _)| n == name), "`--{name}` not among sbatch's defined options: {defined:?}");
+    }
+    assert!(defined.iter().any(|(n, v)| n == "array" && v == "0-1"));
+    assert!(defined.iter().any(|(n, v)| n == "nice" && v == "5"));
+}

@@ -3,6 +3,7 @@
 //! canonical form of the fields that change what is computed (not where results go).
 
 mod prior_spec;
+pub mod yaml;
 
 pub use prior_spec::PriorSpec;
 
@@ -10,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -300,6 +302,12 @@ impl Default for EvalSpec {
     }
 }
 
+/// `RunSpec::default()` as JSON: which fields are groups of fields, and all field paths.
+static SHAPE: LazyLock<serde_json::Value> = LazyLock::new(|| serde_json::to_value(RunSpec::default()).expect("RunSpec serialises"));
+
+/// Side of the images a prior embeds, at most (ImageNet models take 224).
+const MAX_PRIOR_INPUT: u32 = 1024;
+
 impl RunSpec {
     /// Reads, parses and validates a run spec file; errors name the file, the field and the fix.
     pub fn from_file(path: &Path) -> Result<RunSpec> {
@@ -308,9 +316,28 @@ impl RunSpec {
     }
 
     pub fn from_yaml(text: &str) -> Result<RunSpec> {
-        let spec: RunSpec = serde_norway::from_str(text)?;
+        let spec = Self::from_tree(&Self::tree_from_yaml(text)?)?;
         spec.validate()?;
         Ok(spec)
+    }
+
+    /// A run spec file's YAML as a JSON tree (before `--set` overrides are applied to it); an
+    /// empty document is the empty mapping (all defaults).
+    pub fn tree_from_yaml(text: &str) -> Result<serde_json::Value> {
+        let yaml = yaml::parse(text).map_err(|e| anyhow::anyhow!("not valid YAML: {e}"))?;
+        let tree = yaml::to_json(yaml)?;
+        Ok(if tree.is_null() { serde_json::Value::Object(Default::default()) } else { tree })
+    }
+
+    /// Deserializes a tree (a spec file, a sweep's merged base and grid values), refusing a list
+    /// where a group of fields belongs; errors name the dotted path of the field. Not validated.
+    pub fn from_tree(tree: &serde_json::Value) -> std::result::Result<RunSpec, yaml::FieldError> {
+        yaml::from_tree(tree, &SHAPE)
+    }
+
+    /// The dotted paths of all single-valued fields (`k`, `optimizer.lr`, ...).
+    pub fn field_paths() -> Vec<String> {
+        yaml::leaf_paths(&SHAPE)
     }
 
     /// Checks that serde's types cannot express; each message names the field and what is allowed.
@@ -324,31 +351,73 @@ impl RunSpec {
         if self.batch_size < 2 {
             bail!("field `batch_size`: must be at least 2 (contrastive losses need negatives)");
         }
+        // serde reads `.nan` and `.inf` into an f64 as they are: every float is checked here,
+        // whichever way the spec was built.
+        let o = &self.optimizer;
+        let floats = [
+            ("augmentation.strength", self.augmentation.strength),
+            ("optimizer.lr", o.lr),
+            ("optimizer.weight_decay", o.weight_decay),
+            ("optimizer.momentum", Some(o.momentum)),
+            ("optimizer.classifier_lr", Some(o.classifier_lr)),
+            ("optimizer.eta", Some(o.eta)),
+            ("temperature", self.temperature),
+            ("eval.knn_temperature", Some(self.eval.knn_temperature)),
+        ];
+        for (field, value) in floats {
+            if let Some(x) = value.filter(|x| !x.is_finite()) {
+                bail!("field `{field}`: {x} is not a finite number");
+            }
+        }
         if let Some(s) = self.augmentation.strength {
-            if !(0.0..=1.0).contains(&s) || !s.is_finite() {
+            if !(0.0..=1.0).contains(&s) {
                 bail!("field `augmentation.strength`: {s} is outside [0, 1]");
             }
         }
-        if let Some(lr) = self.optimizer.lr {
-            if !(lr > 0.0 && lr.is_finite()) {
-                bail!("field `optimizer.lr`: must be a positive number, got {lr}");
+        for (field, value) in [
+            ("optimizer.lr", o.lr),
+            ("optimizer.classifier_lr", Some(o.classifier_lr)),
+            ("optimizer.eta", Some(o.eta)),
+            ("temperature", self.temperature),
+            ("eval.knn_temperature", Some(self.eval.knn_temperature)),
+        ] {
+            if let Some(x) = value.filter(|x| *x <= 0.0) {
+                bail!("field `{field}`: must be a positive number, got {x}");
             }
         }
-        if let Some(t) = self.temperature {
-            if !(t > 0.0 && t.is_finite()) {
-                bail!("field `temperature`: must be a positive number, got {t}");
-            }
+        if let Some(wd) = o.weight_decay.filter(|w| *w < 0.0) {
+            bail!("field `optimizer.weight_decay`: must be 0 or more, got {wd}");
         }
-        if self.eval.knn_k == 0 || self.eval.every_epochs == 0 {
-            bail!("field `eval`: knn_k and every_epochs must be at least 1");
+        if !(0.0..1.0).contains(&o.momentum) {
+            bail!("field `optimizer.momentum`: must be in [0, 1), got {}", o.momentum);
+        }
+        if self.eval.knn_k == 0 {
+            bail!("field `eval.knn_k`: must be at least 1");
+        }
+        if self.eval.every_epochs == 0 {
+            bail!("field `eval.every_epochs`: must be at least 1");
         }
         if let Some(n) = self.dataset.train_limit {
             if n <= self.k {
                 bail!("field `dataset.train_limit`: {n} images cannot give k={} neighbours each; raise it or lower `k`", self.k);
             }
+            if self.eval.knn_k > n {
+                bail!("field `eval.knn_k`: {} neighbours asked but `dataset.train_limit` keeps {n} training images; lower it", self.eval.knn_k);
+            }
         }
-        if self.prior_options.input_size == Some(0) {
-            bail!("field `prior_options.input_size`: must be at least 1 pixel");
+        if self.dataset.train_limit == Some(0) || self.dataset.test_limit == Some(0) {
+            bail!(
+                "field `dataset.{}`: must be at least 1 image (or null for all)",
+                if self.dataset.train_limit == Some(0) { "train_limit" } else { "test_limit" }
+            );
+        }
+        match self.prior_options.input_size {
+            Some(0) => bail!("field `prior_options.input_size`: must be at least 1 pixel"),
+            Some(n) if n > MAX_PRIOR_INPUT => bail!("field `prior_options.input_size`: {n} pixels is more than the {MAX_PRIOR_INPUT} a prior is fed at most"),
+            _ => {}
+        }
+        if self.prior_options.autoencoder_dim == 0 {
+            bail!("field `prior_options.autoencoder_dim`: must be at least 1");
         }
         Ok(())
     }

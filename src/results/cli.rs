@@ -63,6 +63,9 @@ impl ReportArgs {
     pub fn run(self) -> Result<()> {
         let query = self.query()?;
         let table = table::build(&self.dir, &query)?;
+        for skipped in &table.skipped {
+            eprintln!("warning: skipped {}: {}", skipped.path.display(), skipped.reason);
+        }
         let text = if self.latex {
             render::latex(&table)
         } else if self.csv {

@@ -59,11 +59,12 @@ fn caption(table: &Table) -> String {
     let unit = if is_fraction(&table.query.metric) { "%, " } else { "" };
     let filters: Vec<String> = table.query.filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
-        "{} ({unit}mean ± std over seeds, n runs); best per column in bold; {} runs{}{}",
+        "{} ({unit}mean ± std over seeds, n runs); best per column in bold; {} runs{}{}{}",
         table.query.metric,
         table.runs,
         if filters.is_empty() { String::new() } else { format!(" where {}", filters.join(", ")) },
-        if table.failed > 0 { format!("; {} failed runs not shown (see `gps sweep status`)", table.failed) } else { String::new() }
+        if table.failed > 0 { format!("; {} failed runs not shown (see `gps sweep status`)", table.failed) } else { String::new() },
+        if table.skipped.is_empty() { String::new() } else { format!("; {} unreadable row files skipped (named on stderr)", table.skipped.len()) }
     )
 }
 
@@ -173,6 +174,7 @@ mod tests {
             cells: vec![vec![cell(0.6), None], vec![cell(0.4), cell(0.85)]],
             runs: 3,
             failed: 0,
+            skipped: vec![],
         };
         let md = markdown(&table);
         assert!(md.contains("| byol | **60.00 (n=1)** | – |"), "{md}");

@@ -1,5 +1,6 @@
-//! Result rows -> a paper-style table: a polars lazy scan of every row file, filtered, grouped by
-//! the row and column keys, reduced to mean, std and n over the remaining axis (the seeds).
+//! Result rows -> a paper-style table: the needed columns of every row file (a damaged file is
+//! skipped and named, never fatal), filtered, grouped by the row and column keys, reduced to mean,
+//! std and n over the remaining axis (the seeds).
 
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
@@ -36,6 +37,15 @@ pub struct Table {
     pub runs: usize,
     /// Failure records found next to the rows.
     pub failed: usize,
+    /// Row files that could not be read, left out of the table.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A row file the report could not use, and why (named on stderr, counted under the table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
 }
 
 /// Metrics stored as fractions and shown as percentages.
@@ -85,61 +95,127 @@ pub fn row_files(dir: &Path) -> Result<(Vec<PathBuf>, usize)> {
     Ok((files, failed))
 }
 
-/// Scans all row files lazily (only the columns the query needs are read).
-pub fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
-    let paths: Vec<PlRefPath> =
-        files.iter().map(|p| p.to_str().map(PlRefPath::from).with_context(|| format!("{} is not a UTF-8 path", p.display()))).collect::<Result<_>>()?;
-    let args = ScanArgsParquet { glob: false, ..Default::default() };
-    Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?)
+/// How a column is read: the metric as a number, `status` and the keys as text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Want {
+    Number,
+    Text,
 }
 
 /// Reads the given columns of every row file, files split over the cores. One-row files make
 /// the per-file overhead dominate: plain Parquet readers on scoped threads open 10,000 of them
-/// faster than a lazy multi-file scan does on a small machine.
-pub fn read_columns(files: &[PathBuf], columns: &[String]) -> Result<DataFrame> {
+/// faster than a lazy multi-file scan does on a small machine. A file that cannot be read (cut
+/// short, empty, other column types, a reader crash) is skipped with the reason, never fatal:
+/// one damaged file must not hide the other runs. None when no file could be read.
+pub fn read_columns(files: &[PathBuf], columns: &[(String, Want)]) -> (Option<DataFrame>, Vec<Skipped>) {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
     let chunk = files.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<DataFrame>> = std::thread::scope(|scope| {
+    let parts: Vec<(Option<DataFrame>, Vec<Skipped>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || -> Result<DataFrame> {
+                scope.spawn(move || {
                     let mut acc: Option<DataFrame> = None;
+                    let mut skipped = Vec::new();
                     for path in part {
-                        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-                        let df = ParquetReader::new(file)
-                            .with_columns(Some(columns.to_vec()))
-                            .finish()
-                            .map_err(anyhow::Error::from)
-                            .with_context(|| format!("cannot read result row {}", path.display()))?;
-                        match acc.as_mut() {
-                            Some(a) => {
-                                a.vstack_mut(&df)
-                                    .map_err(anyhow::Error::from)
-                                    .with_context(|| format!("result row {} has other column types", path.display()))?;
+                        let read = read_file(path, columns).and_then(|df| match acc.as_mut() {
+                            Some(a) => a.vstack_mut(&df).map(|_| ()).map_err(|e| format!("its columns do not stack with the other rows: {e}")),
+                            None => {
+                                acc = Some(df);
+                                Ok(())
                             }
-                            None => acc = Some(df),
+                        });
+                        if let Err(reason) = read {
+                            skipped.push(Skipped { path: path.clone(), reason });
                         }
                     }
-                    acc.context("no files in a part")
+                    (acc, skipped)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a reader thread panicked")))).collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| (None, Vec::new()))).collect()
     });
     let mut out: Option<DataFrame> = None;
-    for part in parts {
-        let part = part?;
-        match out.as_mut() {
-            Some(o) => {
-                o.vstack_mut(&part)?;
+    let mut skipped = Vec::new();
+    for (part, part_skipped) in parts {
+        skipped.extend(part_skipped);
+        if let Some(part) = part {
+            match out.as_mut() {
+                // Every part holds the same columns, cast to the same types in `read_file`.
+                Some(o) => o.vstack_mut(&part).map(|_| ()).unwrap_or_else(|e| unreachable!("parts share one schema: {e}")),
+                None => out = Some(part),
             }
-            None => out = Some(part),
         }
     }
-    let mut out = out.context("no result rows")?;
-    out.rechunk_mut();
-    Ok(out)
+    if let Some(o) = out.as_mut() {
+        o.rechunk_mut();
+    }
+    (out, skipped)
+}
+
+/// One row file's columns, each cast to what the table needs (text or f64); the reason when it
+/// cannot be.
+fn read_file(path: &Path, columns: &[(String, Want)]) -> std::result::Result<DataFrame, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+    if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+        return Err("the file is empty (0 bytes)".into());
+    }
+    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+    let df = catch_panic(|| ParquetReader::new(file).with_columns(Some(names)).finish())
+        .map_err(|panic| format!("the Parquet reader crashed on it ({panic}): the file is damaged"))?
+        .map_err(|e| format!("not a readable Parquet row: {e}"))?;
+    if df.height() == 0 {
+        return Err("it holds no row".into());
+    }
+    let mut cast = Vec::with_capacity(columns.len());
+    for (name, want) in columns {
+        let column = df.column(name).map_err(|e| e.to_string())?;
+        let dtype = column.dtype();
+        let (ok, target) = match want {
+            Want::Number => (dtype.is_primitive_numeric() || dtype.is_null(), DataType::Float64),
+            Want::Text => (dtype.is_string() || !(name == "status" || dtype.is_nested() || dtype.is_binary()), DataType::String),
+        };
+        if !ok {
+            let expected = if *want == Want::Number { "a number" } else { "text" };
+            return Err(format!("column `{name}` holds {dtype}, expected {expected}"));
+        }
+        cast.push(column.cast(&target).map_err(|e| format!("column `{name}` ({dtype}): {e}"))?);
+    }
+    DataFrame::new(df.height(), cast).map_err(|e| e.to_string())
+}
+
+thread_local! {
+    /// Set while `catch_panic` runs on this thread: its panic is reported as a reason, not printed.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into its message. The Parquet reader panics on some damaged files (a
+/// footer that promises more rows than its pages hold); that must cost one file, not the report.
+fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    CATCHING.with(|c| c.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(false));
+    result.map_err(|payload| {
+        payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "no message".into())
+    })
+}
+
+/// The schema of the first row file that can be read, for checking the query's column names.
+fn first_schema(files: &[PathBuf]) -> Option<Vec<String>> {
+    files.iter().find_map(|path| {
+        let file = std::fs::File::open(path).ok()?;
+        let schema = catch_panic(|| ParquetReader::new(file).schema().ok()).ok().flatten()?;
+        Some(schema.iter_names().map(|n| n.to_string()).collect())
+    })
 }
 
 pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
@@ -148,25 +224,31 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
         bail!("no result rows in {} ({failed} failure records): nothing has finished yet; check with `gps sweep status <sweep file>`", dir.display());
     }
     let keys: Vec<String> = query.rows.iter().chain(&query.cols).cloned().collect();
-    let schema = scan(&files[..1])?.collect_schema()?;
-    for name in keys.iter().chain([&query.metric]).chain(query.filters.iter().map(|(k, _)| k)) {
-        if schema.get(name.as_str()).is_none() {
-            let known: Vec<&str> = schema.iter_names().map(|n| n.as_str()).filter(|n| *n != "spec_json" && *n != "epoch_losses").collect();
-            bail!("unknown column `{name}` in the result rows; columns: {}", known.join(", "));
+    if let Some(columns) = first_schema(&files) {
+        for name in keys.iter().chain([&query.metric]).chain(query.filters.iter().map(|(k, _)| k)) {
+            if !columns.contains(name) {
+                let known: Vec<&str> = columns.iter().map(String::as_str).filter(|n| *n != "spec_json" && *n != "epoch_losses").collect();
+                bail!("unknown column `{name}` in the result rows; columns: {}", known.join(", "));
+            }
         }
     }
-    let mut needed: Vec<String> = vec!["status".into(), query.metric.clone()];
+    let mut needed: Vec<(String, Want)> = vec![("status".into(), Want::Text), (query.metric.clone(), Want::Number)];
     for name in keys.iter().chain(query.filters.iter().map(|(k, _)| k)) {
-        if !needed.contains(name) {
-            needed.push(name.clone());
+        if !needed.iter().any(|(n, _)| n == name) {
+            needed.push((name.clone(), Want::Text));
         }
     }
-    let mut lf = read_columns(&files, &needed)?.lazy().filter(col("status").eq(lit("ok")));
+    let (frame, skipped) = read_columns(&files, &needed);
+    let Some(frame) = frame else {
+        let reasons: Vec<String> = skipped.iter().take(3).map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
+        bail!("none of the {} row files in {} can be read; first: {}", files.len(), dir.display(), reasons.join("; "));
+    };
+    let mut lf = frame.lazy().filter(col("status").eq(lit("ok")));
     for (name, value) in &query.filters {
-        lf = lf.filter(col(name.as_str()).cast(DataType::String).eq(lit(value.as_str())));
+        lf = lf.filter(col(name.as_str()).eq(lit(value.as_str())));
     }
-    let key_exprs: Vec<Expr> = keys.iter().map(|k| col(k.as_str()).cast(DataType::String).fill_null(lit("–"))).collect();
-    let metric = col(query.metric.as_str()).cast(DataType::Float64);
+    let key_exprs: Vec<Expr> = keys.iter().map(|k| col(k.as_str()).fill_null(lit("–"))).collect();
+    let metric = col(query.metric.as_str());
     let grouped = lf
         .select(key_exprs.into_iter().chain([metric.alias("__metric")]).collect::<Vec<_>>())
         .group_by(keys.iter().map(|k| col(k.as_str())).collect::<Vec<_>>())
@@ -202,7 +284,7 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
         runs += cell.n;
         cells[r][c] = Some(cell);
     }
-    Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed })
+    Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed, skipped })
 }
 
 /// Orders keys naturally: numbers by value, the `none` prior (the baseline) first, else by text.

@@ -39,22 +39,20 @@ impl TrainArgs {
     pub fn resolve(&self) -> Result<RunSpec> {
         let file = self.spec.display();
         let text = std::fs::read_to_string(&self.spec).with_context(|| format!("cannot read run spec {file}"))?;
-        let yaml: serde_norway::Value = serde_norway::from_str(&text).with_context(|| format!("run spec {file}: not valid YAML"))?;
-        let mut tree = serde_json::to_value(yaml).with_context(|| format!("run spec {file}"))?;
-        if tree.is_null() {
-            tree = serde_json::Value::Object(Default::default());
-        }
+        let mut tree = RunSpec::tree_from_yaml(&text).with_context(|| format!("run spec {file}"))?;
         for assignment in &self.set {
             let Some((path, value)) = assignment.split_once('=') else {
-                bail!("--set {assignment:?}: expected FIELD=VALUE, e.g. --set optimizer.lr=0.3");
+                bail!("run spec {file}: --set {assignment:?}: expected FIELD=VALUE, e.g. --set optimizer.lr=0.3");
             };
-            value_path::set(&mut tree, path.trim(), value_path::parse_scalar(value)?).with_context(|| format!("--set {assignment}"))?;
+            if value.trim().is_empty() {
+                bail!("run spec {file}: --set {assignment:?}: no value after `=`; write `{path}=null` to reset the field to its default");
+            }
+            let value = value_path::parse_scalar(value).with_context(|| format!("run spec {file}: --set {assignment}"))?;
+            value_path::set(&mut tree, path.trim(), value).with_context(|| format!("run spec {file}: --set {assignment}"))?;
         }
-        let spec: RunSpec = serde_path_to_error::deserialize(&tree).map_err(|e| {
-            let path = e.path().to_string();
-            anyhow::anyhow!("run spec {file} (with --set): field `{path}`: {}", e.into_inner())
-        })?;
-        spec.validate().with_context(|| format!("run spec {file}"))?;
+        let with = if self.set.is_empty() { "" } else { " (with --set)" };
+        let spec = RunSpec::from_tree(&tree).map_err(|e| anyhow::anyhow!("run spec {file}{with}: {e}"))?;
+        spec.validate().with_context(|| format!("run spec {file}{with}"))?;
         Ok(spec)
     }
 }
@@ -73,7 +71,7 @@ pub struct TaskArgs {
 
 impl TaskArgs {
     pub fn run(self) -> Result<()> {
-        let (sweep, runs) = super::load(&self.sweep)?;
+        let (sweep, runs) = super::load(&self.sweep, limit_unless_submitted(self.manifest.is_some()))?;
         let run = task::resolve(&self.sweep, &runs, self.index, self.manifest.as_deref())?;
         eprintln!("[gps] sweep {} run {} ({}), index {}", sweep.name, run.id, run.label(), self.index);
         task::run_and_record(&sweep.name, &run.spec, Progress::Auto)?;
@@ -97,6 +95,15 @@ pub struct Which {
     pub only_missing: bool,
 }
 
+/// The grid-size guard of the commands a user types.
+#[derive(Debug, clap::Args)]
+pub struct Limit {
+    /// Refuse grids of more than N runs (counted before they are built): a grid that large is
+    /// usually a typo in a range.
+    #[arg(long, value_name = "N", default_value_t = super::DEFAULT_MAX_RUNS)]
+    pub max_runs: usize,
+}
+
 impl Which {
     fn selection(&self) -> Selection {
         if self.only_failed {
@@ -116,6 +123,8 @@ pub enum SweepCommand {
         sweep: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        #[command(flatten)]
+        limit: Limit,
     },
     /// Write slurm/<sweep>/ and submit the runs that are not done or queued as a SLURM array.
     Submit {
@@ -129,6 +138,8 @@ pub enum SweepCommand {
         max_array_size: Option<usize>,
         #[command(flatten)]
         which: Which,
+        #[command(flatten)]
+        limit: Limit,
     },
     /// Run the sweep on this machine, N tasks at a time (no cluster needed), then print the table.
     Run {
@@ -137,12 +148,16 @@ pub enum SweepCommand {
         jobs: usize,
         #[command(flatten)]
         which: Which,
+        #[command(flatten)]
+        limit: Limit,
     },
     /// Per run: done, running, pending, failed (with the reason) or missing.
     Status {
         sweep: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        #[command(flatten)]
+        limit: Limit,
     },
     /// Compute the prior embeddings and k-NN tables the runs share (the array's dependency job).
     Prepare {
@@ -156,24 +171,24 @@ pub enum SweepCommand {
 impl SweepCommand {
     pub fn run(self) -> Result<()> {
         match self {
-            SweepCommand::Expand { sweep, format } => {
-                let (_, runs) = super::load(&sweep)?;
+            SweepCommand::Expand { sweep, format, limit } => {
+                let (_, runs) = super::load(&sweep, limit.max_runs)?;
                 print_runs(&runs, &vec![None; runs.len()], format);
                 Ok(())
             }
-            SweepCommand::Submit { sweep, dry_run, max_array_size, which } => {
+            SweepCommand::Submit { sweep, dry_run, max_array_size, which, limit } => {
                 if max_array_size == Some(0) {
                     bail!("--max-array-size must be at least 1");
                 }
-                let (file, runs) = super::load(&sweep)?;
+                let (file, runs) = super::load(&sweep, limit.max_runs)?;
                 submit::submit(&file, &runs, &submit::SubmitOptions { dry_run, selection: which.selection(), max_array_size })?;
                 Ok(())
             }
-            SweepCommand::Run { sweep, jobs, which } => {
+            SweepCommand::Run { sweep, jobs, which, limit } => {
                 if jobs == 0 {
                     bail!("--jobs must be at least 1");
                 }
-                let (file, runs) = super::load(&sweep)?;
+                let (file, runs) = super::load(&sweep, limit.max_runs)?;
                 let ran = local::run_local(&file, &runs, jobs, which.selection());
                 // The table of whatever finished, even when some runs failed.
                 let dir = runs[0].spec.output_dir.clone();
@@ -183,8 +198,8 @@ impl SweepCommand {
                 }
                 ran
             }
-            SweepCommand::Status { sweep, format } => {
-                let (file, runs) = super::load(&sweep)?;
+            SweepCommand::Status { sweep, format, limit } => {
+                let (file, runs) = super::load(&sweep, limit.max_runs)?;
                 let workdir = std::env::current_dir()?;
                 let states = status::collect(&runs, &workdir, &file.name, status::Queue::BestEffort)?;
                 let shown: Vec<Option<&status::RunState>> = states.iter().map(Some).collect();
@@ -195,7 +210,7 @@ impl SweepCommand {
                 Ok(())
             }
             SweepCommand::Prepare { sweep, manifest } => {
-                let (_, runs) = super::load(&sweep)?;
+                let (_, runs) = super::load(&sweep, limit_unless_submitted(manifest.is_some()))?;
                 let chosen: Vec<&PlannedRun> = match &manifest {
                     Some(m) => {
                         let m = super::manifest::Manifest::read(m)?;
@@ -211,6 +226,12 @@ impl SweepCommand {
             }
         }
     }
+}
+
+/// A task or preparation job of a submission runs what `gps sweep submit` accepted, under
+/// whatever `--max-runs` it was given; typed by hand (no manifest), the default limit applies.
+fn limit_unless_submitted(from_manifest: bool) -> usize {
+    if from_manifest { usize::MAX } else { super::DEFAULT_MAX_RUNS }
 }
 
 fn print_runs(runs: &[PlannedRun], states: &[Option<&status::RunState>], format: Format) {

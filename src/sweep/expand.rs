@@ -38,8 +38,24 @@ pub fn show(v: &Value) -> String {
     }
 }
 
-/// Expands a sweep into its runs. Errors name the sweep file, the line and the field.
+/// Default of `--max-runs`: far above any real grid (the paper's table is 90 runs, a big
+/// ablation a few thousand), far below what a typo makes (`seed: [0..9999]` × `k: [1..1000]`).
+pub const DEFAULT_MAX_RUNS: usize = 100_000;
+
+/// Expands a sweep into its runs, refusing grids of more than `DEFAULT_MAX_RUNS` runs.
 pub fn expand(sweep: &SweepFile) -> Result<Vec<PlannedRun>> {
+    expand_up_to(sweep, DEFAULT_MAX_RUNS)
+}
+
+/// The number of combinations of the grid and zip axes, before `exclude` (None: beyond usize).
+pub fn combinations(sweep: &SweepFile) -> Option<usize> {
+    sweep.axes.iter().try_fold(1usize, |n, axis| n.checked_mul(axis.choices.len()))
+}
+
+/// Expands a sweep into its runs. The runs are counted before anything is built: a grid of more
+/// than `max_runs` is refused with its size, not materialised. Errors name the sweep file, the
+/// line and the field.
+pub fn expand_up_to(sweep: &SweepFile, max_runs: usize) -> Result<Vec<PlannedRun>> {
     let mut base = sweep.base.clone();
     if base.is_null() {
         base = Value::Object(Default::default());
@@ -52,6 +68,17 @@ pub fn expand(sweep: &SweepFile) -> Result<Vec<PlannedRun>> {
         Some(line) => format!("{file}, line {line}"),
         None => file.to_string(),
     };
+    let total = combinations(sweep);
+    if total.is_none_or(|n| n > max_runs) {
+        let sizes: Vec<String> = sweep.axes.iter().map(|a| format!("{} {}", a.keys.join("+"), a.choices.len())).collect();
+        let count = total.map(|n| n.to_string()).unwrap_or_else(|| "more than 2^64".into());
+        bail!(
+            "{}: the grid has {count} runs ({}), more than the limit of {max_runs}: a typo? If you mean it, raise the limit with --max-runs {}",
+            at("grid", ""),
+            sizes.join(" × "),
+            total.unwrap_or(usize::MAX)
+        );
+    }
     deserialize(&base).map_err(|(path, e)| anyhow!("{}: `base`, field `{path}`: {e}", at("base", &path)))?;
     // Each axis value alone on the base: a typo in a grid is reported once, at its own line,
     // rather than once per combination.
@@ -163,10 +190,7 @@ fn resolve(sweep: &SweepFile, base: &Value, defaults: &Value, combination: &[usi
 
 /// Deserializes a merged tree into a `RunSpec`, returning the dotted path of the failing field.
 fn deserialize(tree: &Value) -> std::result::Result<RunSpec, (String, String)> {
-    serde_path_to_error::deserialize::<_, RunSpec>(tree).map_err(|e| {
-        let path = e.path().to_string();
-        (if path == "." { String::new() } else { path }, e.into_inner().to_string())
-    })
+    RunSpec::from_tree(tree).map_err(|e| (e.path, e.message))
 }
 
 /// Mixed-radix counter over the axes, last axis fastest (like nested loops in file order).

@@ -20,12 +20,12 @@ pub mod submit;
 pub mod task;
 pub mod value_path;
 
-pub use expand::{PlannedRun, expand};
+pub use expand::{DEFAULT_MAX_RUNS, PlannedRun, expand, expand_up_to};
 pub use file::SweepFile;
 
-/// Loads and expands a sweep file.
-pub fn load(path: &std::path::Path) -> anyhow::Result<(SweepFile, Vec<PlannedRun>)> {
+/// Loads and expands a sweep file of at most `max_runs` runs.
+pub fn load(path: &std::path::Path, max_runs: usize) -> anyhow::Result<(SweepFile, Vec<PlannedRun>)> {
     let sweep = SweepFile::load(path)?;
-    let runs = expand(&sweep)?;
+    let runs = expand_up_to(&sweep, max_runs)?;
     Ok((sweep, runs))
 }

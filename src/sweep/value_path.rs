@@ -45,8 +45,8 @@ pub fn same(rule: &Value, actual: &Value) -> bool {
 /// Parses the right-hand side of `--set key=value` as YAML, so `0.1` is a number, `[1, 2]` a
 /// list and `weak` a string, exactly as if it were written in the file.
 pub fn parse_scalar(text: &str) -> Result<Value> {
-    let yaml: serde_norway::Value = serde_norway::from_str(text).map_err(|e| anyhow::anyhow!("`{text}` is not a YAML value: {e}"))?;
-    Ok(serde_json::to_value(yaml)?)
+    let yaml = crate::config::yaml::parse(text).map_err(|e| anyhow::anyhow!("`{text}` is not a YAML value: {e}"))?;
+    crate::config::yaml::to_json(yaml).map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 #[cfg(test)]

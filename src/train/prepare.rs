@@ -26,6 +26,9 @@ pub fn prepare_on(spec: &RunSpec, device: Device) -> Result<Prepared> {
     if spec.prior.is_guided() && spec.k >= train.len() {
         bail!("field `k`: {} neighbours asked but the training set has {} images; lower `k`", spec.k, train.len());
     }
+    if spec.eval.knn_k > train.len() {
+        bail!("field `eval.knn_k`: {} neighbours asked but the training set has {} images; lower it", spec.eval.knn_k, train.len());
+    }
     if train.len() < spec.batch_size {
         bail!("field `batch_size`: {} is larger than the training set ({} images); lower it", spec.batch_size, train.len());
     }
