@@ -17,7 +17,7 @@ use gps_ssl::train::step;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use tch::nn::{self, ModuleT as _};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 fn fixture_path(name: &str) -> PathBuf {
