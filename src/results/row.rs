@@ -185,10 +185,7 @@ pub struct FailureRecord {
 
 impl FailureRecord {
     pub fn new(sweep: &str, spec: &RunSpec, error: &anyhow::Error) -> FailureRecord {
-        let job = match (std::env::var("SLURM_ARRAY_JOB_ID"), std::env::var("SLURM_ARRAY_TASK_ID")) {
-            (Ok(j), Ok(t)) => format!("{j}_{t}"),
-            _ => std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "local".into()),
-        };
+        let job = crate::host::slurm_job();
         FailureRecord {
             run_id: spec.run_id(),
             sweep: sweep.to_string(),

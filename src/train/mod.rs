@@ -4,6 +4,7 @@ mod flat_lars;
 pub mod optimizer;
 mod prepare;
 mod progress;
+pub mod progress_record;
 pub mod schedule;
 mod signals;
 pub mod step;
@@ -76,6 +77,7 @@ pub fn run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunOutcome> {
     // Before the data is loaded: a SLURM signal during a long decode must not kill the task.
     signals::install();
     spec.validate()?;
+    progress_record::mark_preparing(&opts.ckpt_dir, &spec.run_id(), spec.epochs);
     let device = crate::device::resolve(spec.device)?;
     let started = Instant::now();
     let data = prepare_on(spec, device)?;

@@ -6,6 +6,7 @@ use super::checkpoint::{self, LoopState};
 use super::optimizer::Optimizer;
 use super::prepare::Prepared;
 use super::progress::Reporter;
+use super::progress_record::{Phase, ProgressWriter};
 use super::schedule::WarmupCosine;
 use super::{Interrupted, RunOutcome, TrainOptions, signals};
 use crate::augment::{Augmenter, view_pipelines};
@@ -207,6 +208,7 @@ impl<'a> Trainer<'a> {
     pub fn fit(&mut self, opts: &TrainOptions) -> Result<()> {
         let spec = self.spec;
         let reporter = Reporter::new(opts.progress, self.total_steps, self.state.global_step);
+        let mut record = ProgressWriter::new(&opts.ckpt_dir, &self.state, spec.epochs, self.total_steps, spec.batch_size);
         let b = spec.batch_size;
         while self.state.epoch < spec.epochs {
             let epoch = self.state.epoch;
@@ -219,6 +221,7 @@ impl<'a> Trainer<'a> {
                     self.state.train_s += started.elapsed().as_secs_f64();
                     self.state.samples_seen += samples;
                     self.save_checkpoint(&opts.ckpt_dir)?;
+                    record.write(&self.state, Phase::Interrupted);
                     reporter.finish();
                     return Err(Interrupted { signal, epoch, step: self.state.global_step }.into());
                 }
@@ -227,6 +230,7 @@ impl<'a> Trainer<'a> {
                 self.state.step_in_epoch = s + 1;
                 self.state.global_step += 1;
                 reporter.step();
+                record.step(&self.state);
                 if (s + 1) % LOSS_CHECK_EVERY == 0 {
                     self.drain_loss()?;
                 }
@@ -258,10 +262,13 @@ impl<'a> Trainer<'a> {
                 sps,
                 self.schedule.lr(self.state.global_step)
             ));
-            if spec.checkpoint_every > 0 && self.state.epoch % spec.checkpoint_every == 0 && !last {
+            // The last epoch's checkpoint is the trained model `gps export` and `gps eval linear` read.
+            if last || spec.checkpoint_every > 0 && self.state.epoch % spec.checkpoint_every == 0 {
                 self.save_checkpoint(&opts.ckpt_dir)?;
             }
+            record.write(&self.state, Phase::Training);
         }
+        record.write(&self.state, Phase::Evaluating);
         reporter.finish();
         Ok(())
     }
