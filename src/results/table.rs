@@ -40,7 +40,7 @@ pub struct Table {
 
 /// Metrics stored as fractions and shown as percentages.
 pub fn is_fraction(metric: &str) -> bool {
-    matches!(metric, "probe_top1_best" | "probe_top1_last" | "knn_top1" | "positive_purity")
+    matches!(metric, "probe_top1_best" | "probe_top1_last" | "knn_top1" | "positive_purity" | "linear_top1")
 }
 
 /// Whether larger is better (accuracies) or smaller (losses, times).
@@ -106,12 +106,7 @@ pub fn read_columns(files: &[PathBuf], columns: &[String]) -> Result<DataFrame> 
                 scope.spawn(move || -> Result<DataFrame> {
                     let mut acc: Option<DataFrame> = None;
                     for path in part {
-                        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-                        let df = ParquetReader::new(file)
-                            .with_columns(Some(columns.to_vec()))
-                            .finish()
-                            .map_err(anyhow::Error::from)
-                            .with_context(|| format!("cannot read result row {}", path.display()))?;
+                        let df = read_row_columns(path, columns)?;
                         match acc.as_mut() {
                             Some(a) => {
                                 a.vstack_mut(&df)
@@ -142,6 +137,26 @@ pub fn read_columns(files: &[PathBuf], columns: &[String]) -> Result<DataFrame> 
     Ok(out)
 }
 
+/// `columns` of one row file. A row written before a column was added to gps's rows
+/// (`row::added_column`) reads it as null.
+fn read_row_columns(path: &Path, columns: &[String]) -> Result<DataFrame> {
+    let open = || std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    let context = || format!("cannot read result row {}", path.display());
+    match ParquetReader::new(open()?).with_columns(Some(columns.to_vec())).finish() {
+        Err(PolarsError::ColumnNotFound(_)) => {}
+        other => return other.map_err(anyhow::Error::from).with_context(context),
+    }
+    let mut reader = ParquetReader::new(open()?);
+    let schema = reader.schema().map_err(anyhow::Error::from).with_context(context)?;
+    let (present, absent): (Vec<String>, Vec<String>) = columns.iter().cloned().partition(|c| schema.contains(c.as_str()));
+    let mut df = reader.with_columns(Some(present)).finish().map_err(anyhow::Error::from).with_context(context)?;
+    for name in absent {
+        let dtype = super::row::added_column(&name).with_context(|| format!("result row {} has no column `{name}`", path.display()))?;
+        df.with_column(Column::full_null(name.as_str().into(), df.height(), &dtype))?;
+    }
+    Ok(df.select(columns.iter().map(String::as_str))?)
+}
+
 pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     let (files, failed) = row_files(dir)?;
     if files.is_empty() {
@@ -150,7 +165,7 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     let keys: Vec<String> = query.rows.iter().chain(&query.cols).cloned().collect();
     let schema = scan(&files[..1])?.collect_schema()?;
     for name in keys.iter().chain([&query.metric]).chain(query.filters.iter().map(|(k, _)| k)) {
-        if schema.get(name.as_str()).is_none() {
+        if schema.get(name.as_str()).is_none() && super::row::added_column(name).is_none() {
             let known: Vec<&str> = schema.iter_names().map(|n| n.as_str()).filter(|n| *n != "spec_json" && *n != "epoch_losses").collect();
             bail!("unknown column `{name}` in the result rows; columns: {}", known.join(", "));
         }

@@ -123,6 +123,9 @@ pub fn sweep_eta(views: &[RunView], now: f64) -> Option<f64> {
         remaining += p.eta_now(now).unwrap_or(0.0);
         whole_runs.extend(p.epoch_s.map(|e| e * p.epochs as f64));
     }
+    if !running.is_empty() && whole_runs.is_empty() {
+        return None; // nothing has a rate yet
+    }
     let per_run = if pending == 0 { 0.0 } else { whole_runs.iter().sum::<f64>() / (whole_runs.len() as f64).max(1.0) };
     if pending > 0 && whole_runs.is_empty() {
         return None;

@@ -8,10 +8,11 @@ pub mod progress_record;
 pub mod schedule;
 mod signals;
 pub mod step;
+pub mod trained;
 mod trainer;
 
 pub use prepare::{Prepared, prepare_on};
-pub use trainer::NonFiniteLoss;
+pub use trainer::{NonFiniteLoss, named_normalization, normalization};
 
 use crate::config::RunSpec;
 use anyhow::{Context, Result};

@@ -34,15 +34,20 @@ static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `MEANS_N_STD`, train and eval transforms alike); other datasets use their training set's own
 /// per-channel statistics.
 pub fn normalization(dataset_name: &str, train: &crate::data::Dataset) -> (Vec<f64>, Vec<f64>) {
-    if train.channels() == 3 {
-        match dataset_name.to_ascii_lowercase().as_str() {
-            "cifar10" => return (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
-            "cifar100" => return (vec![0.5071, 0.4865, 0.4409], vec![0.2673, 0.2564, 0.2762]),
-            "stl10" => return (vec![0.4914, 0.4823, 0.4466], vec![0.247, 0.243, 0.261]),
-            _ => {}
-        }
+    named_normalization(dataset_name, train.channels()).unwrap_or_else(|| train.channel_mean_std())
+}
+
+/// The fixed statistics of a dataset the authors name, if this is one (no data needed).
+pub fn named_normalization(dataset_name: &str, channels: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+    if channels != 3 {
+        return None;
     }
-    train.channel_mean_std()
+    match dataset_name.to_ascii_lowercase().as_str() {
+        "cifar10" => Some((vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616])),
+        "cifar100" => Some((vec![0.5071, 0.4865, 0.4409], vec![0.2673, 0.2564, 0.2762])),
+        "stl10" => Some((vec![0.4914, 0.4823, 0.4466], vec![0.247, 0.243, 0.261])),
+        _ => None,
+    }
 }
 
 /// A loss that is NaN or infinite: the run failed and must not write a result that looks fine.
