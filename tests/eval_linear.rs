@@ -69,8 +69,10 @@ fn linear_eval_is_recorded_in_the_row_and_no_keep_leaves_nothing_to_evaluate() {
     }
     assert_eq!(files(&w.join("results/m/runs")), [format!("{id}.parquet")]);
 
-    let report = ok(w, &["report", "results/m", "--metric", "linear_top1", "--rows", "method", "--cols", "prior"]);
-    assert!(report.contains(&format!("{:.2} (n=1)", 100.0 * linear)), "{report}");
+    let report = ok(w, &["report", "results/m", "--metric", "probe_top1_last,linear_top1", "--rows", "method", "--cols", "prior"]);
+    let probe = f(&after, "probe_top1_last").unwrap();
+    let line = format!("| simclr | {:.2} (n=1) | {:.2} (n=1) |", 100.0 * probe, 100.0 * linear);
+    assert!(report.contains("| method | baseline (probe_top1_last) | baseline (linear_top1) |") && report.contains(&line), "{report}");
 
     // --no-keep: the row is written and the checkpoints are gone, so nothing can be exported.
     let out = ok(w, &["train", "m.yaml", "--set", "seed=9", "--set", "epochs=1", "--no-keep"]);

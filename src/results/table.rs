@@ -220,6 +220,37 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed })
 }
 
+/// Several metrics' tables over the same rows, side by side (`--metric probe_top1_last,linear_top1`):
+/// their columns one after the other, each column key ending with its metric (`metric` is the
+/// last column name). The metrics must share a unit and a direction (one scale and one "best"
+/// rule hold for the whole table); the query keeps the first metric for them.
+pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
+    let Some(first) = tables.first() else { bail!("no metric given") };
+    let (fraction, higher) = (is_fraction(&first.query.metric), higher_is_better(&first.query.metric));
+    if let Some(t) = tables.iter().find(|t| is_fraction(&t.query.metric) != fraction || higher_is_better(&t.query.metric) != higher) {
+        bail!("--metric: {} and {} differ in unit or direction; tabulate them one at a time", first.query.metric, t.query.metric);
+    }
+    let mut query = first.query.clone();
+    query.cols.push("metric".into());
+    let mut rows = BTreeSet::new();
+    for t in &tables {
+        rows.extend(t.row_keys.iter().map(|k| sort_key(k)));
+    }
+    let row_keys: Vec<Vec<String>> = rows.into_iter().map(|(_, k)| k).collect();
+    let mut col_keys = Vec::new();
+    let mut cells = vec![Vec::new(); row_keys.len()];
+    for t in &tables {
+        for (c, key) in t.col_keys.iter().enumerate() {
+            col_keys.push(key.iter().cloned().chain([t.query.metric.clone()]).collect());
+            for (r, row) in row_keys.iter().enumerate() {
+                cells[r].push(t.row_keys.iter().position(|k| k == row).and_then(|tr| t.cells[tr][c]));
+            }
+        }
+    }
+    let runs = tables.iter().map(|t| t.runs).max().unwrap_or(0);
+    Ok(Table { query, row_keys, col_keys, cells, runs, failed: first.failed })
+}
+
 /// Orders keys naturally: numbers by value, the `none` prior (the baseline) first, else by text.
 fn sort_key(key: &[String]) -> (Vec<(u8, i64, String)>, Vec<String>) {
     let order = key
