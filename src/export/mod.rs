@@ -79,12 +79,6 @@ pub fn export(run: &TrainedRun, out: &Path) -> Result<PathBuf> {
     });
     crate::atomic_file::write_via_temp(out, |tmp| Tensor::write_safetensors(&tensors, tmp).map_err(Into::into))
         .with_context(|| format!("writing {}", out.display()))?;
-    let text = serde_json::to_vec_pretty(&meta)?;
-    crate::atomic_file::write_file(&json_path, |f| {
-        use std::io::Write;
-        f.write_all(&text)?;
-        Ok(())
-    })
-    .with_context(|| format!("writing {}", json_path.display()))?;
+    crate::atomic_file::write_json(&json_path, &meta).with_context(|| format!("writing {}", json_path.display()))?;
     Ok(json_path)
 }

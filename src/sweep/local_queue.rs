@@ -4,7 +4,7 @@
 //! pending and running runs. Only a queue whose executor is alive on this machine counts.
 
 use crate::host;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -29,12 +29,7 @@ impl LocalQueue {
     }
 
     pub fn write(&self, sweep_dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)?;
-        crate::atomic_file::write_file(&path(sweep_dir), |f| {
-            use std::io::Write;
-            f.write_all(&json)?;
-            Ok(())
-        })
+        crate::atomic_file::write_json(&path(sweep_dir), self)
     }
 
     pub fn remove(sweep_dir: &Path) {
@@ -44,13 +39,7 @@ impl LocalQueue {
     /// The queue of a live executor, if there is one (a queue left by a killed executor, or one
     /// on another machine whose process cannot be checked from here, is ignored).
     pub fn read_live(sweep_dir: &Path) -> Result<Option<LocalQueue>> {
-        let path = path(sweep_dir);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        let queue: LocalQueue = serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let Some(queue): Option<LocalQueue> = crate::atomic_file::read_json(&path(sweep_dir))? else { return Ok(None) };
         Ok((queue.host == host::hostname() && host::pid_alive(queue.pid)).then_some(queue))
     }
 }

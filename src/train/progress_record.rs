@@ -114,13 +114,7 @@ pub fn path(ckpt_dir: &Path) -> PathBuf {
 /// The run's record, if it has one. A record that cannot be parsed is reported as an error (a
 /// status query shows it as a warning rather than guessing).
 pub fn read(ckpt_dir: &Path) -> Result<Option<ProgressRecord>> {
-    let path = path(ckpt_dir);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read progress record {}", path.display())),
-    };
-    serde_json::from_slice(&bytes).map(Some).with_context(|| format!("progress record {} is not valid JSON", path.display()))
+    crate::atomic_file::read_json(&path(ckpt_dir)).context("unreadable progress record")
 }
 
 /// At the start of a run's process, before its data is loaded: the record says who runs it now
@@ -138,12 +132,7 @@ pub fn mark_preparing(ckpt_dir: &Path, run_id: &str, epochs: usize) {
 }
 
 fn write_record(ckpt_dir: &Path, record: &ProgressRecord) -> Result<()> {
-    let json = serde_json::to_vec_pretty(record)?;
-    crate::atomic_file::write_file(&path(ckpt_dir), |f| {
-        use std::io::Write;
-        f.write_all(&json)?;
-        Ok(())
-    })
+    crate::atomic_file::write_json(&path(ckpt_dir), record)
 }
 
 /// Keeps a run's record up to date from the training loop. Never fails the run: a write that
