@@ -83,6 +83,8 @@ fn linear_eval_is_recorded_in_the_row_and_no_keep_leaves_nothing_to_evaluate() {
     assert!(!success && err.contains("--no-keep"), "{err}");
     let (success, err) = gps(w, &["export", "results/m", "--run", &other]);
     assert!(!success && err.contains("--no-keep"), "{err}");
-    let (success, err) = gps(w, &["export", "results/m", "--run", "zzz"]);
-    assert!(!success && err.contains("no finished run `zzz`"), "{err}");
+    let (success, err) = gps(w, &["export", "results/m", "--run", "abc"]);
+    assert!(!success && err.contains("no finished run `abc`"), "{err}");
+    let (success, err) = gps(w, &["export", "results/m", "--run", "../m"]);
+    assert!(!success && err.contains("12 hex digits"), "{err}");
 }

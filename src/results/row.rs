@@ -225,6 +225,9 @@ pub fn set_columns(path: &Path, columns: impl IntoIterator<Item = Column>) -> Re
 /// The row of run `id` under `<output_dir>/runs/`, where `id` may be any unique prefix of a run id
 /// (as git takes commits).
 pub fn find_row(output_dir: &Path, id: &str) -> Result<(String, PathBuf)> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("--run {id:?}: a run id is 12 hex digits (or the start of one), as `gps sweep status` lists them");
+    }
     let exact = row_path(output_dir, id);
     if exact.exists() {
         return Ok((id.to_string(), exact));

@@ -1,4 +1,5 @@
-//! Training one run: the loop, optimizer, schedule, checkpoints, signals.
+//! Training one run: the loop, optimizer, schedule, checkpoints, signals, the progress record
+//! other processes watch, and the trained encoder of a finished run (`trained`).
 pub mod checkpoint;
 mod flat_lars;
 pub mod optimizer;
