@@ -33,6 +33,26 @@ pub fn write_file(target: &Path, write: impl FnOnce(&mut std::fs::File) -> Resul
     })
 }
 
+/// `value` as pretty JSON through `write_file`: the small records other processes poll.
+pub fn write_json<T: serde::Serialize>(target: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)?;
+    write_file(target, |file| {
+        use std::io::Write;
+        file.write_all(&json)?;
+        Ok(())
+    })
+}
+
+/// What `write_json` wrote, or None when there is no such file (never a half-written one).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    serde_json::from_slice(&bytes).map(Some).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,8 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod export;
+pub mod host;
 pub mod knn;
 pub mod model;
 pub mod prior;

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use gps_ssl::{data, knn, prior, results, sweep, train};
+use gps_ssl::{data, eval, export, knn, prior, results, sweep, train};
 
 #[derive(Parser)]
 #[command(name = "gps", version, about = "GPS-SSL experiments: train, sweep on SLURM, report")]
@@ -33,6 +33,11 @@ enum Command {
     Sweep(sweep::cli::SweepCommand),
     /// Paper-style tables and plots from result rows.
     Report(results::cli::ReportArgs),
+    /// A finished run's trained encoder for PyTorch: torchvision-named safetensors and a JSON.
+    Export(export::cli::ExportArgs),
+    /// Offline evaluations of finished runs, recorded in their rows.
+    #[command(subcommand)]
+    Eval(eval::cli::EvalCommand),
 }
 
 #[derive(Subcommand)]
@@ -61,6 +66,8 @@ fn main() {
         Command::Task(a) => a.run(),
         Command::Sweep(c) => c.run(),
         Command::Report(a) => a.run(),
+        Command::Export(a) => a.run(),
+        Command::Eval(c) => c.run(),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,12 +1,14 @@
 //! End to end on a real SLURM (`slurm/local-cluster.sh up`): a small real sweep through sbatch,
 //! with a preparation job, a failing task, a task interrupted mid-run that requeues itself and
-//! resumes from its checkpoint, idempotent resubmission, status and the report.
+//! resumes from its checkpoint (watched live with `gps sweep status --watch`), idempotent
+//! resubmission, status and the report.
 //!
 //! Runs when `sbatch` is on PATH and the controller answers; with GPS_REQUIRE_SLURM=1 (CI) a
 //! missing cluster is a failure, not a skip.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn cluster_ready() -> bool {
@@ -107,6 +109,21 @@ fn sweep_on_a_real_slurm() {
     assert!(out.contains("submitting 3") && out.contains("after preparation job"), "{out}");
     let out = gps(w, &["sweep", "submit", "requeue.yaml"]);
     let requeue_job = out.split("submitted array job ").nth(1).and_then(|s| s.split(':').next()).expect(&out).to_string();
+    // Watch it live until it is done (off a terminal: a plain table every second), as a user would
+    // in another shell; what it printed is checked once the run has finished.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_gps"))
+        .args(["sweep", "status", "requeue.yaml", "--watch", "--interval", "1", "--until-done"])
+        .current_dir(w)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut watch_stdout = watch.stdout.take().unwrap();
+    let watch_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = watch_stdout.read_to_string(&mut text);
+        text
+    });
     // submitting again while queued adds nothing
     let again = gps(w, &["sweep", "submit", "e2e.yaml"]);
     assert!(again.contains("nothing to submit"), "{again}");
@@ -142,6 +159,29 @@ fn sweep_on_a_real_slurm() {
     assert!(resumed.is_some(), "the rerun resumed from a checkpoint: {resumed:?}");
     let log = std::fs::read_to_string(w.join(format!("slurm/requeue/logs/{requeue_job}_0.out"))).unwrap();
     assert!(log.contains("requeued") && log.contains("restart 1"), "{log}");
+
+    // The watch saw the run's epochs advance (through the requeue) and ended by itself on the final state.
+    let end = Instant::now() + Duration::from_secs(30);
+    while watch.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = watch.kill();
+            panic!("the watch did not end after the run finished:\n{}", watch_reader.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seen = watch_reader.join().unwrap();
+    assert!(watch.wait().unwrap().success(), "{seen}");
+    let epochs: Vec<usize> = seen
+        .lines()
+        .filter(|l| l.contains(" running ") || l.contains(" evaluating "))
+        .filter_map(|l| l.split_whitespace().find_map(|t| t.strip_suffix("/4")?.parse().ok()))
+        .collect();
+    let distinct: std::collections::BTreeSet<usize> = epochs.iter().copied().collect();
+    assert!(distinct.len() >= 2, "the watch shows the epochs advancing: {epochs:?}\n{seen}");
+    assert!(epochs.windows(2).all(|p| p[0] <= p[1]), "a resumed run goes on from its checkpoint's epoch: {epochs:?}");
+    let last_summary = seen.lines().filter(|l| l.starts_with("sweep requeue: ")).last().unwrap_or_default();
+    assert_eq!(last_summary, "sweep requeue: 1 done, 0 running, 0 pending, 0 failed, 0 missing", "{seen}");
+    assert!(seen.trim_end().ends_with("1 done, 0 running, 0 pending, 0 failed, 0 missing"), "the final status table closes the watch:\n{seen}");
 
     // Resubmission takes only what is missing: nothing now; after the grid grows, just the new run.
     let out = gps(w, &["sweep", "submit", "e2e.yaml", "--only-missing"]);

@@ -1,5 +1,8 @@
 //! Evaluation: features of a split through the frozen backbone, the online linear probe's top-1
-//! (the paper's metric) and solo-learn's weighted k-NN classifier.
+//! (the paper's metric) and solo-learn's weighted k-NN classifier; `linear`, the offline linear
+//! evaluation of a finished run (`gps eval linear`).
+pub mod cli;
+pub mod linear;
 
 use crate::augment::Augmenter;
 use crate::model::{Backbone, normalize, to_channels_last};

@@ -15,7 +15,9 @@ pub struct ReportArgs {
     /// Columns whose values make the table's columns (`prior` puts baseline and GPS side by side).
     #[arg(long, value_delimiter = ',', default_value = "dataset,prior")]
     pub cols: Vec<String>,
-    /// The number in each cell: probe_top1_best, probe_top1_last, knn_top1, positive_purity, final_loss, ...
+    /// The number in each cell: probe_top1_best, probe_top1_last, knn_top1, linear_top1,
+    /// positive_purity, final_loss, ...; several, comma-separated, side by side (e.g.
+    /// `probe_top1_last,linear_top1`: online probe and offline linear evaluation).
     #[arg(long, default_value = "probe_top1_best")]
     pub metric: String,
     /// Keep only rows where COLUMN equals VALUE (repeatable), e.g. `--where k=5`.
@@ -62,10 +64,16 @@ impl ReportArgs {
 
     pub fn run(self) -> Result<()> {
         let query = self.query()?;
-        let table = table::build(&self.dir, &query)?;
-        for skipped in &table.skipped {
+        let tables = query
+            .metric
+            .split(',')
+            .map(|m| table::build(&self.dir, &TableQuery { metric: m.trim().to_string(), ..query.clone() }))
+            .collect::<Result<Vec<_>>>()?;
+        for skipped in &tables[0].skipped {
             eprintln!("warning: skipped {}: {}", skipped.path.display(), skipped.reason);
         }
+        let query = tables[0].query.clone(); // plots: the first metric
+        let table = if tables.len() == 1 { tables.into_iter().next().expect("one") } else { table::side_by_side(tables)? };
         let text = if self.latex {
             render::latex(&table)
         } else if self.csv {

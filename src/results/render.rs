@@ -14,6 +14,7 @@ fn col_title(table: &Table, key: &[String]) -> String {
             ("prior", "none") => "baseline".to_string(),
             ("prior", p) => format!("GPS {p}"),
             ("k" | "seed" | "epochs", v) => format!("{name}={v}"),
+            ("metric", m) => format!("({m})"),
             (_, v) => v.to_string(),
         })
         .collect::<Vec<_>>()
@@ -55,12 +56,27 @@ fn number(table: &Table, cell: &Cell, pm: &str) -> String {
     }
 }
 
+/// The metric, or the metrics of a side-by-side table (the last entry of its column keys).
+fn metrics(table: &Table) -> String {
+    if table.query.cols.last().is_some_and(|c| c == "metric") {
+        let mut names: Vec<&str> = Vec::new();
+        for key in &table.col_keys {
+            let m = key.last().map(String::as_str).unwrap_or("");
+            if !names.contains(&m) {
+                names.push(m);
+            }
+        }
+        return names.join(" | ");
+    }
+    table.query.metric.clone()
+}
+
 fn caption(table: &Table) -> String {
     let unit = if is_fraction(&table.query.metric) { "%, " } else { "" };
     let filters: Vec<String> = table.query.filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
         "{} ({unit}mean ± std over seeds, n runs); best per column in bold; {} runs{}{}{}",
-        table.query.metric,
+        metrics(table),
         table.runs,
         if filters.is_empty() { String::new() } else { format!(" where {}", filters.join(", ")) },
         if table.failed > 0 { format!("; {} failed runs not shown (see `gps sweep status`)", table.failed) } else { String::new() },
@@ -179,5 +195,27 @@ mod tests {
         let md = markdown(&table);
         assert!(md.contains("| byol | **60.00 (n=1)** | – |"), "{md}");
         assert!(md.contains("| simclr | 40.00 (n=1) | 85.00 (n=1) |"), "{md}");
+    }
+
+    #[test]
+    fn metrics_side_by_side_share_the_rows() {
+        let table = |metric: &str, rows: Vec<&str>, cells: Vec<Vec<Option<Cell>>>| Table {
+            query: TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: metric.into(), filters: vec![] },
+            row_keys: rows.into_iter().map(|r| vec![r.to_string()]).collect(),
+            col_keys: vec![vec!["none".into()]],
+            cells,
+            runs: 2,
+            failed: 1,
+        };
+        let probe = table("probe_top1_last", vec!["byol", "simclr"], vec![vec![cell(0.5)], vec![cell(0.4)]]);
+        let linear = table("linear_top1", vec!["simclr"], vec![vec![cell(0.7)]]);
+        let both = crate::results::table::side_by_side(vec![probe, linear]).unwrap();
+        let md = markdown(&both);
+        assert!(md.starts_with("probe_top1_last | linear_top1 (%, mean ± std"), "{md}");
+        assert!(md.contains("| method | baseline (probe_top1_last) | baseline (linear_top1) |"), "{md}");
+        assert!(md.contains("| byol | **50.00 (n=1)** | – |") && md.contains("| simclr | 40.00 (n=1) | 70.00 (n=1) |"), "{md}");
+        let loss = table("final_loss", vec!["byol"], vec![vec![cell(3.0)]]);
+        let mixed = crate::results::table::side_by_side(vec![both, loss]);
+        assert!(mixed.is_err());
     }
 }

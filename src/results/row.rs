@@ -4,7 +4,7 @@
 
 use crate::config::RunSpec;
 use crate::train::RunOutcome;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -41,13 +41,46 @@ pub struct ResultRow {
     pub samples_per_s: f64,
     pub device: String,
     pub resumed_from_epoch: Option<i64>,
+    /// Offline linear evaluation (`gps eval linear`): null until it has run.
+    pub linear: Option<LinearEval>,
     pub git_rev: String,
     pub finished_at: String,
     pub spec_json: String,
 }
 
+/// The offline linear evaluation of a run's frozen encoder, as recorded in its row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinearEval {
+    /// Top-1 on the test split after the last epoch (fraction).
+    pub top1: f64,
+    pub epochs: i64,
+    /// Learning rate at batch size 256 (scaled linearly with the batch size used).
+    pub lr: f64,
+}
+
+impl LinearEval {
+    /// The row's `linear_*` columns (all null for `None`, so every row has the same schema).
+    pub fn columns(eval: Option<&LinearEval>) -> [Column; 3] {
+        [
+            Column::new("linear_top1".into(), [eval.map(|e| e.top1)]),
+            Column::new("linear_epochs".into(), [eval.map(|e| e.epochs)]),
+            Column::new("linear_lr".into(), [eval.map(|e| e.lr)]),
+        ]
+    }
+}
+
+/// Columns that later versions of gps added to the row, with their types: rows written before
+/// lack them, and a report reads them there as null.
+pub fn added_column(name: &str) -> Option<DataType> {
+    match name {
+        "linear_top1" | "linear_lr" => Some(DataType::Float64),
+        "linear_epochs" => Some(DataType::Int64),
+        _ => None,
+    }
+}
+
 /// `serde` name of an enum value (`resnet18`, `small-cnn`): the same words the YAML uses.
-fn serde_name<T: serde::Serialize>(value: &T) -> String {
+pub fn serde_name<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(other) => other.to_string(),
@@ -86,6 +119,7 @@ impl ResultRow {
             samples_per_s: outcome.samples_per_s,
             device: outcome.device.clone(),
             resumed_from_epoch: outcome.resumed_from_epoch.map(|e| e as i64),
+            linear: None,
             git_rev: git_revision(),
             finished_at: now_rfc3339(),
             spec_json: serde_json::to_string(spec).expect("RunSpec serialises"),
@@ -100,7 +134,7 @@ impl ResultRow {
         let i = |name: &str, v: i64| Column::new(name.into(), [v]);
         let losses = Series::new("".into(), &self.epoch_losses);
         let probes = Series::new("".into(), &self.epoch_probe_top1);
-        let columns = vec![
+        let mut columns = vec![
             s("run_id", &self.run_id),
             s("sweep", &self.sweep),
             s("status", &self.status),
@@ -133,6 +167,7 @@ impl ResultRow {
             s("finished_at", &self.finished_at),
             s("spec_json", &self.spec_json),
         ];
+        columns.extend(LinearEval::columns(self.linear.as_ref()));
         Ok(DataFrame::new(1, columns)?)
     }
 }
@@ -155,18 +190,66 @@ pub fn failure_path(output_dir: &Path, run_id: &str) -> PathBuf {
 /// (the last complete file wins). Removes the run's failure record, if an earlier attempt left one.
 pub fn write_row(output_dir: &Path, row: &ResultRow) -> Result<PathBuf> {
     let target = row_path(output_dir, &row.run_id);
-    let mut frame = row.to_frame()?;
-    crate::atomic_file::write_file(&target, |file| {
-        // One row per file: column statistics cannot prune anything and compression saves
-        // nothing, while both cost time for every file a report reads (~20% of a 10k-file scan).
-        ParquetWriter::new(file).with_statistics(StatisticsOptions::empty()).with_compression(ParquetCompression::Uncompressed).finish(&mut frame)?;
-        Ok(())
-    })?;
+    write_frame(&target, &mut row.to_frame()?)?;
     let failed = failure_path(output_dir, &row.run_id);
     if failed.exists() {
         std::fs::remove_file(&failed).with_context(|| format!("cannot remove stale failure record {}", failed.display()))?;
     }
     Ok(target)
+}
+
+fn write_frame(target: &Path, frame: &mut DataFrame) -> Result<()> {
+    crate::atomic_file::write_file(target, |file| {
+        // One row per file: column statistics cannot prune anything and compression saves
+        // nothing, while both cost time for every file a report reads (~20% of a 10k-file scan).
+        ParquetWriter::new(file).with_statistics(StatisticsOptions::empty()).with_compression(ParquetCompression::Uncompressed).finish(frame)?;
+        Ok(())
+    })
+}
+
+pub fn read_row(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open result row {}", path.display()))?;
+    ParquetReader::new(file).finish().map_err(anyhow::Error::from).with_context(|| format!("cannot read result row {}", path.display()))
+}
+
+/// Adds or replaces columns of a finished run's row, rewriting the file atomically (a report
+/// reading it meanwhile sees the old row or the new one, never half of either).
+pub fn set_columns(path: &Path, columns: impl IntoIterator<Item = Column>) -> Result<()> {
+    let mut frame = read_row(path)?;
+    for column in columns {
+        frame.with_column(column).map_err(anyhow::Error::from).with_context(|| format!("result row {}", path.display()))?;
+    }
+    write_frame(path, &mut frame)
+}
+
+/// The row of run `id` under `<output_dir>/runs/`, where `id` may be any unique prefix of a run id
+/// (as git takes commits).
+pub fn find_row(output_dir: &Path, id: &str) -> Result<(String, PathBuf)> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("--run {id:?}: a run id is 12 hex digits (or the start of one), as `gps sweep status` lists them");
+    }
+    let exact = row_path(output_dir, id);
+    if exact.exists() {
+        return Ok((id.to_string(), exact));
+    }
+    let dir = runs_dir(output_dir);
+    let entries =
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list {}: is {} a results folder (results/<sweep>)?", dir.display(), output_dir.display()))?;
+    let mut found: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".parquet").map(str::to_string))
+        .filter(|name| !name.starts_with('.') && name.starts_with(id))
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => {
+            let id = found.pop().expect("one");
+            let path = row_path(output_dir, &id);
+            Ok((id, path))
+        }
+        0 if failure_path(output_dir, id).exists() => bail!("run {id} failed (see {}); it has no result row", failure_path(output_dir, id).display()),
+        0 => bail!("no finished run `{id}` in {} (no result row); `gps sweep status <sweep>` shows where each run stands", dir.display()),
+        _ => bail!("`{id}` is the start of {} run ids in {} ({}); give more digits", found.len(), dir.display(), found.join(", ")),
+    }
 }
 
 /// A run that ended in an error: kept next to the rows so a failure is never silently dropped.
@@ -185,10 +268,7 @@ pub struct FailureRecord {
 
 impl FailureRecord {
     pub fn new(sweep: &str, spec: &RunSpec, error: &anyhow::Error) -> FailureRecord {
-        let job = match (std::env::var("SLURM_ARRAY_JOB_ID"), std::env::var("SLURM_ARRAY_TASK_ID")) {
-            (Ok(j), Ok(t)) => format!("{j}_{t}"),
-            _ => std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "local".into()),
-        };
+        let job = crate::host::slurm_job();
         FailureRecord {
             run_id: spec.run_id(),
             sweep: sweep.to_string(),

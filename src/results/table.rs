@@ -50,7 +50,7 @@ pub struct Skipped {
 
 /// Metrics stored as fractions and shown as percentages.
 pub fn is_fraction(metric: &str) -> bool {
-    matches!(metric, "probe_top1_best" | "probe_top1_last" | "knn_top1" | "positive_purity")
+    matches!(metric, "probe_top1_best" | "probe_top1_last" | "knn_top1" | "positive_purity" | "linear_top1")
 }
 
 /// Whether larger is better (accuracies) or smaller (losses, times).
@@ -160,10 +160,9 @@ fn read_file(path: &Path, columns: &[(String, Want)]) -> std::result::Result<Dat
     if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
         return Err("the file is empty (0 bytes)".into());
     }
+    drop(file);
     let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
-    let df = catch_panic(|| ParquetReader::new(file).with_columns(Some(names)).finish())
-        .map_err(|panic| format!("the Parquet reader crashed on it ({panic}): the file is damaged"))?
-        .map_err(|e| format!("not a readable Parquet row: {e}"))?;
+    let df = read_present(path, &names)?;
     if df.height() == 0 {
         return Err("it holds no row".into());
     }
@@ -218,6 +217,32 @@ fn first_schema(files: &[PathBuf]) -> Option<Vec<String>> {
     })
 }
 
+/// `names` of one row file. A row written before a column was added to gps's rows
+/// (`row::added_column`) reads it as null.
+fn read_present(path: &Path, names: &[String]) -> std::result::Result<DataFrame, String> {
+    let open = || std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"));
+    let read = |names: Vec<String>| -> std::result::Result<PolarsResult<DataFrame>, String> {
+        let file = open()?;
+        catch_panic(|| ParquetReader::new(file).with_columns(Some(names)).finish())
+            .map_err(|panic| format!("the Parquet reader crashed on it ({panic}): the file is damaged"))
+    };
+    match read(names.to_vec())? {
+        Err(PolarsError::ColumnNotFound(_)) => {}
+        other => return other.map_err(|e| format!("not a readable Parquet row: {e}")),
+    }
+    let file = open()?;
+    let schema = catch_panic(|| ParquetReader::new(file).schema())
+        .map_err(|panic| format!("the Parquet reader crashed on it ({panic}): the file is damaged"))?
+        .map_err(|e| format!("not a readable Parquet row: {e}"))?;
+    let (present, absent): (Vec<String>, Vec<String>) = names.iter().cloned().partition(|c| schema.contains(c.as_str()));
+    let mut df = read(present)?.map_err(|e| format!("not a readable Parquet row: {e}"))?;
+    for name in absent {
+        let dtype = super::row::added_column(&name).ok_or_else(|| format!("it has no column `{name}`"))?;
+        df.with_column(Column::full_null(name.as_str().into(), df.height(), &dtype)).map_err(|e| e.to_string())?;
+    }
+    df.select(names.iter().map(String::as_str)).map_err(|e| e.to_string())
+}
+
 pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     let (files, failed) = row_files(dir)?;
     if files.is_empty() {
@@ -226,7 +251,7 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     let keys: Vec<String> = query.rows.iter().chain(&query.cols).cloned().collect();
     if let Some(columns) = first_schema(&files) {
         for name in keys.iter().chain([&query.metric]).chain(query.filters.iter().map(|(k, _)| k)) {
-            if !columns.contains(name) {
+            if !columns.contains(name) && super::row::added_column(name).is_none() {
                 let known: Vec<&str> = columns.iter().map(String::as_str).filter(|n| *n != "spec_json" && *n != "epoch_losses").collect();
                 bail!("unknown column `{name}` in the result rows; columns: {}", known.join(", "));
             }
@@ -285,6 +310,37 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
         cells[r][c] = Some(cell);
     }
     Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed, skipped })
+}
+
+/// Several metrics' tables over the same rows, side by side (`--metric probe_top1_last,linear_top1`):
+/// their columns one after the other, each column key ending with its metric (`metric` is the
+/// last column name). The metrics must share a unit and a direction (one scale and one "best"
+/// rule hold for the whole table); the query keeps the first metric for them.
+pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
+    let Some(first) = tables.first() else { bail!("no metric given") };
+    let (fraction, higher) = (is_fraction(&first.query.metric), higher_is_better(&first.query.metric));
+    if let Some(t) = tables.iter().find(|t| is_fraction(&t.query.metric) != fraction || higher_is_better(&t.query.metric) != higher) {
+        bail!("--metric: {} and {} differ in unit or direction; tabulate them one at a time", first.query.metric, t.query.metric);
+    }
+    let mut query = first.query.clone();
+    query.cols.push("metric".into());
+    let mut rows = BTreeSet::new();
+    for t in &tables {
+        rows.extend(t.row_keys.iter().map(|k| sort_key(k)));
+    }
+    let row_keys: Vec<Vec<String>> = rows.into_iter().map(|(_, k)| k).collect();
+    let mut col_keys = Vec::new();
+    let mut cells = vec![Vec::new(); row_keys.len()];
+    for t in &tables {
+        for (c, key) in t.col_keys.iter().enumerate() {
+            col_keys.push(key.iter().cloned().chain([t.query.metric.clone()]).collect());
+            for (r, row) in row_keys.iter().enumerate() {
+                cells[r].push(t.row_keys.iter().position(|k| k == row).and_then(|tr| t.cells[tr][c]));
+            }
+        }
+    }
+    let runs = tables.iter().map(|t| t.runs).max().unwrap_or(0);
+    Ok(Table { query, row_keys, col_keys, cells, runs, failed: first.failed, skipped: first.skipped.clone() })
 }
 
 /// Orders keys naturally: numbers by value, the `none` prior (the baseline) first, else by text.

@@ -2,7 +2,7 @@
 
 use super::expand::{PlannedRun, show};
 use super::select::Selection;
-use super::{local, prepare, status, submit, task, value_path};
+use super::{local, prepare, status, submit, task, value_path, watch};
 use crate::config::RunSpec;
 use crate::train::Progress;
 use anyhow::{Context, Result, bail};
@@ -19,6 +19,16 @@ pub struct TrainArgs {
     /// half of a run whose training happens elsewhere.
     #[arg(long)]
     pub prepare_only: bool,
+    #[command(flatten)]
+    pub keep: Keep,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Keep {
+    /// Delete each run's checkpoints once its result row is written (by default the final one
+    /// stays in <output_dir>/ckpt/<run id>/ for `gps export` and `gps eval linear`).
+    #[arg(long)]
+    pub no_keep: bool,
 }
 
 impl TrainArgs {
@@ -31,7 +41,7 @@ impl TrainArgs {
         }
         let sweep = spec.output_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         println!("run {} -> {}", spec.run_id(), spec.output_dir.display());
-        task::run_and_record(&sweep, &spec, Progress::Auto)?;
+        task::run_and_record(&sweep, &spec, Progress::Auto, !self.keep.no_keep)?;
         Ok(())
     }
 
@@ -67,6 +77,8 @@ pub struct TaskArgs {
     /// The submission's manifest (index -> run id), written by `gps sweep submit`.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
+    #[command(flatten)]
+    pub keep: Keep,
 }
 
 impl TaskArgs {
@@ -74,7 +86,7 @@ impl TaskArgs {
         let (sweep, runs) = super::load(&self.sweep, limit_unless_submitted(self.manifest.is_some()))?;
         let run = task::resolve(&self.sweep, &runs, self.index, self.manifest.as_deref())?;
         eprintln!("[gps] sweep {} run {} ({}), index {}", sweep.name, run.id, run.label(), self.index);
-        task::run_and_record(&sweep.name, &run.spec, Progress::Auto)?;
+        task::run_and_record(&sweep.name, &run.spec, Progress::Auto, !self.keep.no_keep)?;
         Ok(())
     }
 }
@@ -140,6 +152,8 @@ pub enum SweepCommand {
         which: Which,
         #[command(flatten)]
         limit: Limit,
+        #[command(flatten)]
+        keep: Keep,
     },
     /// Run the sweep on this machine, N tasks at a time (no cluster needed), then print the table.
     Run {
@@ -150,14 +164,27 @@ pub enum SweepCommand {
         which: Which,
         #[command(flatten)]
         limit: Limit,
+        #[command(flatten)]
+        keep: Keep,
     },
-    /// Per run: done, running, pending, failed (with the reason) or missing.
+    /// Per run: done, running, pending, stalled, failed (with the reason) or missing.
     Status {
         sweep: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         #[command(flatten)]
         limit: Limit,
+        /// Live view of the active runs (epoch, loss, probe top-1, samples/s, ETA) and the
+        /// sweep's counts and ETA: redrawn on a terminal until Ctrl-C, printed once otherwise.
+        #[arg(long, conflicts_with = "format")]
+        watch: bool,
+        /// Seconds between two refreshes of --watch.
+        #[arg(long, default_value_t = 3.0, requires = "watch")]
+        interval: f64,
+        /// With --watch: refresh (off a terminal: print the table again) until no run is pending,
+        /// running or stalled, then print the final status.
+        #[arg(long, requires = "watch")]
+        until_done: bool,
     },
     /// Compute the prior embeddings and k-NN tables the runs share (the array's dependency job).
     Prepare {
@@ -176,20 +203,20 @@ impl SweepCommand {
                 print_runs(&runs, &vec![None; runs.len()], format);
                 Ok(())
             }
-            SweepCommand::Submit { sweep, dry_run, max_array_size, which, limit } => {
+            SweepCommand::Submit { sweep, dry_run, max_array_size, which, limit, keep } => {
                 if max_array_size == Some(0) {
                     bail!("--max-array-size must be at least 1");
                 }
                 let (file, runs) = super::load(&sweep, limit.max_runs)?;
-                submit::submit(&file, &runs, &submit::SubmitOptions { dry_run, selection: which.selection(), max_array_size })?;
+                submit::submit(&file, &runs, &submit::SubmitOptions { dry_run, selection: which.selection(), max_array_size, keep_checkpoint: !keep.no_keep })?;
                 Ok(())
             }
-            SweepCommand::Run { sweep, jobs, which, limit } => {
+            SweepCommand::Run { sweep, jobs, which, limit, keep } => {
                 if jobs == 0 {
                     bail!("--jobs must be at least 1");
                 }
                 let (file, runs) = super::load(&sweep, limit.max_runs)?;
-                let ran = local::run_local(&file, &runs, jobs, which.selection());
+                let ran = local::run_local(&file, &runs, jobs, which.selection(), !keep.no_keep);
                 // The table of whatever finished, even when some runs failed.
                 let dir = runs[0].spec.output_dir.clone();
                 if crate::results::table::row_files(&dir).is_ok_and(|(rows, _)| !rows.is_empty()) {
@@ -198,9 +225,18 @@ impl SweepCommand {
                 }
                 ran
             }
-            SweepCommand::Status { sweep, format, limit } => {
+            SweepCommand::Status { sweep, format, watch, interval, until_done, limit } => {
                 let (file, runs) = super::load(&sweep, limit.max_runs)?;
                 let workdir = std::env::current_dir()?;
+                if watch {
+                    if !(interval > 0.0 && interval.is_finite()) {
+                        bail!("--interval must be a positive number of seconds, got {interval}");
+                    }
+                    watch::watch(&file, &runs, &workdir, &watch::WatchOptions { interval: std::time::Duration::from_secs_f64(interval), until_done })?;
+                    if !until_done {
+                        return Ok(());
+                    }
+                }
                 let states = status::collect(&runs, &workdir, &file.name, status::Queue::BestEffort)?;
                 let shown: Vec<Option<&status::RunState>> = states.iter().map(Some).collect();
                 print_runs(&runs, &shown, format);
@@ -272,20 +308,9 @@ fn print_runs(runs: &[PlannedRun], states: &[Option<&status::RunState>], format:
                 }
                 rows.push(row);
             }
-            let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r.get(c).map_or(0, |x| x.chars().count())).max().unwrap_or(0)).collect();
-            let mut text = String::new();
-            for row in rows {
-                let cells: Vec<String> = row.iter().enumerate().map(|(c, x)| format!("{x:<w$}", w = widths[c])).collect();
-                text.push_str(cells.join("  ").trim_end());
-                text.push('\n');
-            }
-            emit(&text);
+            emit(&super::text_table::align(&rows));
         }
     }
 }
 
-/// Writes to stdout; a closed pipe (`gps sweep expand x | head`) is not an error worth a panic.
-pub fn emit(text: &str) {
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
+pub use super::text_table::emit;

@@ -5,6 +5,7 @@
 
 use super::expand::PlannedRun;
 use super::file::SweepFile;
+use super::local_queue::LocalQueue;
 use super::manifest::Manifest;
 use super::prepare;
 use super::select::{self, Selection};
@@ -15,7 +16,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection: Selection) -> Result<()> {
+/// `keep_checkpoint: false` passes `--no-keep` to the tasks.
+pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection: Selection, keep_checkpoint: bool) -> Result<()> {
     let workdir = std::env::current_dir().context("cannot read the current directory")?;
     let gps_bin = std::env::current_exe().context("cannot find the gps binary's own path")?;
     let states = status::collect(runs, &workdir, &sweep.name, status::Queue::BestEffort)?;
@@ -30,6 +32,15 @@ pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection:
     std::fs::create_dir_all(&logs)?;
     let manifest = dir.join("manifest.tsv");
     Manifest::write(&manifest, &chosen)?;
+    // What status and the watch read to show this executor's pending and running runs.
+    let sweep_dir = submissions::sweep_dir(&workdir, &sweep.name);
+    let mut queue = LocalQueue { pending: chosen.iter().map(|r| r.id.clone()).collect(), ..LocalQueue::new() };
+    let publish = |queue: &LocalQueue| {
+        if let Err(e) = queue.write(&sweep_dir) {
+            eprintln!("warning: {e:#} (`gps sweep status` will not see this executor's queue)");
+        }
+    };
+    publish(&queue);
 
     if !prepare::groups(&chosen).is_empty() {
         let log = logs.join("local_prepare.out");
@@ -60,10 +71,16 @@ pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection:
             let log = logs.join(format!("local_{}.out", run.id));
             let mut cmd = Command::new(&gps_bin);
             cmd.arg("task").arg(&sweep.path).arg("--index").arg(index.to_string()).arg("--manifest").arg(&manifest);
+            if !keep_checkpoint {
+                cmd.arg("--no-keep");
+            }
             if std::env::var_os("OMP_NUM_THREADS").is_none() {
                 cmd.env("OMP_NUM_THREADS", threads.to_string());
             }
             let child = cmd.stdin(Stdio::null()).stdout(log_file(&log)?).stderr(log_file(&log)?).spawn().context("cannot start `gps task`")?;
+            queue.pending.retain(|id| *id != run.id);
+            queue.running.push((run.id.clone(), child.id()));
+            publish(&queue);
             running.push((child, index, run, Instant::now()));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -74,6 +91,8 @@ pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection:
                 continue;
             };
             let (_, _, run, started) = running.swap_remove(i);
+            queue.running.retain(|(id, _)| *id != run.id);
+            publish(&queue);
             finished += 1;
             let secs = started.elapsed().as_secs_f64();
             if exit.success() {
@@ -89,6 +108,7 @@ pub fn run_local(sweep: &SweepFile, runs: &[PlannedRun], jobs: usize, selection:
             }
         }
     }
+    LocalQueue::remove(&sweep_dir);
     if !failed.is_empty() {
         let states = status::collect(runs, &workdir, &sweep.name, status::Queue::BestEffort)?;
         for run in &failed {

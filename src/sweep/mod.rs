@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod expand;
 pub mod file;
 pub mod local;
+pub mod local_queue;
 pub mod manifest;
 pub mod prepare;
 pub mod sbatch;
@@ -18,7 +19,9 @@ pub mod status;
 pub mod submissions;
 pub mod submit;
 pub mod task;
+pub mod text_table;
 pub mod value_path;
+pub mod watch;
 
 pub use expand::{DEFAULT_MAX_RUNS, PlannedRun, expand, expand_up_to};
 pub use file::SweepFile;

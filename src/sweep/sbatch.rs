@@ -15,6 +15,8 @@ pub struct ArrayJob<'a> {
     pub manifest: &'a Path,
     pub tasks: usize,
     pub options: &'a SlurmOptions,
+    /// Keep each finished run's final checkpoint (else `gps task --no-keep`).
+    pub keep_checkpoint: bool,
 }
 
 /// Quotes a string for a POSIX shell: inside single quotes nothing is special except the quote
@@ -61,10 +63,11 @@ pub fn render_array(job: &ArrayJob) -> Result<String> {
     s.push_str(THREADS);
     s.push_str("echo \"[gps] $(date -u +%FT%TZ) task ${SLURM_ARRAY_JOB_ID:-?}_${SLURM_ARRAY_TASK_ID} on $(hostname), restart ${SLURM_RESTART_COUNT:-0}\"\n");
     s.push_str(&format!(
-        "exec {} task {} --index \"$SLURM_ARRAY_TASK_ID\" --manifest {}\n",
+        "exec {} task {} --index \"$SLURM_ARRAY_TASK_ID\" --manifest {}{}\n",
         quoted_path(job.gps_bin)?,
         quoted_path(job.sweep_file)?,
-        quoted_path(job.manifest)?
+        quoted_path(job.manifest)?,
+        if job.keep_checkpoint { "" } else { " --no-keep" }
     ));
     Ok(s)
 }
@@ -111,11 +114,14 @@ mod tests {
             manifest: Path::new("/w/slurm/s/sub-001/manifest.tsv"),
             tasks: 12,
             options: &opts,
+            keep_checkpoint: true,
         };
         let s = render_array(&job).unwrap();
         assert!(s.contains("#SBATCH --array=0-11%3\n"), "{s}");
         assert!(s.contains("#SBATCH --signal=B:USR1@120\n#SBATCH --time=01:00:00\n#SBATCH --gres=gpu:1\n"), "{s}");
         assert!(s.contains(r"exec '/opt/gps bin/gps' task '/w/it'\''s $(x)/s.yaml' --index"), "{s}");
+        assert!(s.ends_with("manifest.tsv'\n"), "{s}");
+        assert!(render_array(&ArrayJob { keep_checkpoint: false, ..job }).unwrap().ends_with("manifest.tsv' --no-keep\n"));
         // sbatch stops reading directives at the first command
         let first_command = s.lines().position(|l| !l.starts_with('#')).unwrap();
         assert!(s.lines().skip(first_command).all(|l| !l.starts_with("#SBATCH")));

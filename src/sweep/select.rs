@@ -16,7 +16,8 @@ pub fn select<'a>(runs: &'a [PlannedRun], states: &[RunState], selection: Select
     runs.iter()
         .zip(states)
         .filter(|(_, state)| match (selection, state) {
-            (_, RunState::Done | RunState::Queued { .. }) => false,
+            // a stalled run is still SLURM's (or a live process's): cancel it to run it again
+            (_, RunState::Done | RunState::Queued { .. } | RunState::Stalled { .. }) => false,
             (Selection::NotDone, _) => true,
             (Selection::OnlyFailed, s) => matches!(s, RunState::Failed { .. }),
             (Selection::OnlyMissing, s) => matches!(s, RunState::Missing),
@@ -25,8 +26,19 @@ pub fn select<'a>(runs: &'a [PlannedRun], states: &[RunState], selection: Select
         .collect()
 }
 
-/// `3 done, 1 running, 0 pending, 2 failed, 4 missing`.
+/// `3 done, 1 running, 0 pending, 2 failed, 4 missing` (and `, 1 stalled` when there are).
 pub fn summary(states: &[RunState]) -> String {
     let count = |w: &str| states.iter().filter(|s| s.word() == w).count();
-    format!("{} done, {} running, {} pending, {} failed, {} missing", count("done"), count("running"), count("pending"), count("failed"), count("missing"))
+    let stalled = match count("stalled") {
+        0 => String::new(),
+        n => format!(", {n} stalled"),
+    };
+    format!(
+        "{} done, {} running, {} pending, {} failed, {} missing{stalled}",
+        count("done"),
+        count("running"),
+        count("pending"),
+        count("failed"),
+        count("missing")
+    )
 }

@@ -19,6 +19,8 @@ pub struct SubmitOptions {
     pub selection: Selection,
     /// Tasks per array; None: the cluster's MaxArraySize.
     pub max_array_size: Option<usize>,
+    /// Keep each finished run's final checkpoint (`--no-keep` turns it off).
+    pub keep_checkpoint: bool,
 }
 
 /// What was submitted, for callers (tests) that watch the jobs.
@@ -62,6 +64,7 @@ pub fn submit(sweep: &SweepFile, runs: &[PlannedRun], opts: &SubmitOptions) -> R
             manifest: &manifest,
             tasks: part.len(),
             options: &sweep.slurm,
+            keep_checkpoint: opts.keep_checkpoint,
         };
         let array_script = dir.join("array.sbatch");
         write(&array_script, &sbatch::render_array(&job)?)?;

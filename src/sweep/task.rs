@@ -6,7 +6,7 @@ use super::expand::PlannedRun;
 use super::manifest::Manifest;
 use crate::config::RunSpec;
 use crate::results::row::{self, FailureRecord, ResultRow};
-use crate::train::{self, Interrupted, Progress, TrainOptions};
+use crate::train::{self, Interrupted, Progress, TrainOptions, checkpoint};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -18,8 +18,9 @@ pub fn checkpoint_dir(spec: &RunSpec) -> PathBuf {
 /// Trains `spec` and records the outcome under its output dir. Returns the row's path.
 /// Interrupted runs return the `Interrupted` error untouched (exit code 75 in main) and leave no
 /// record: their checkpoint is their record. Under SLURM a USR1 interruption (the time limit is
-/// near) requeues the array task first.
-pub fn run_and_record(sweep: &str, spec: &RunSpec, progress: Progress) -> Result<PathBuf> {
+/// near) requeues the array task first. A finished run keeps its final checkpoint (the trained
+/// model) unless `keep_checkpoint` is false.
+pub fn run_and_record(sweep: &str, spec: &RunSpec, progress: Progress, keep_checkpoint: bool) -> Result<PathBuf> {
     let id = spec.run_id();
     let opts = TrainOptions { ckpt_dir: checkpoint_dir(spec), progress };
     match train::run(spec, &opts) {
@@ -34,6 +35,10 @@ pub fn run_and_record(sweep: &str, spec: &RunSpec, progress: Progress) -> Result
                 outcome.wall_s,
                 path.display()
             );
+            // The row is safe: a checkpoint that cannot be tidied up is not a failed run.
+            if let Err(e) = checkpoint::after_finish(&opts.ckpt_dir, keep_checkpoint) {
+                eprintln!("[gps] warning: {e:#}");
+            }
             Ok(path)
         }
         Err(e) => {

@@ -46,6 +46,22 @@ pub fn save(dir: &Path, state: &LoopState, tensors: Vec<(String, Tensor)>) -> Re
     Ok(path)
 }
 
+/// After the run's result row is written: with `keep`, only the newest checkpoint stays (the
+/// trained model, for `gps export` and `gps eval linear`; the older one only served a resume);
+/// without, the run's checkpoint folder goes (progress record included).
+pub fn after_finish(dir: &Path, keep: bool) -> Result<()> {
+    if !keep {
+        return match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("cannot remove {}", dir.display())),
+            _ => Ok(()),
+        };
+    }
+    for old in list(dir)?.into_iter().rev().skip(1) {
+        std::fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    Ok(())
+}
+
 /// Checkpoint files, oldest first.
 fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     if !dir.exists() {
@@ -142,5 +158,21 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         save(other.path(), &s, vec![]).unwrap();
         assert!(load_latest(other.path(), "xyz").unwrap_err().to_string().contains("belongs to run abc"));
+    }
+
+    #[test]
+    fn a_finished_run_keeps_its_newest_checkpoint_or_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("run");
+        let mut s = LoopState { run_id: "r".into(), ..Default::default() };
+        for step in [4u64, 8] {
+            s.global_step = step;
+            save(&dir, &s, vec![("w".into(), Tensor::from(step as f32))]).unwrap();
+        }
+        after_finish(&dir, true).unwrap();
+        assert_eq!(list(&dir).unwrap(), vec![dir.join("ckpt-0000000008.safetensors")]);
+        after_finish(&dir, false).unwrap();
+        assert!(!dir.exists());
+        after_finish(&dir, false).unwrap(); // nothing left to remove is fine
     }
 }

@@ -1,17 +1,20 @@
-//! Training one run: the loop, optimizer, schedule, checkpoints, signals.
+//! Training one run: the loop, optimizer, schedule, checkpoints, signals, the progress record
+//! other processes watch, and the trained encoder of a finished run (`trained`).
 pub mod checkpoint;
 pub mod cli;
 mod flat_lars;
 pub mod optimizer;
 mod prepare;
 mod progress;
+pub mod progress_record;
 pub mod schedule;
 mod signals;
 pub mod step;
+pub mod trained;
 mod trainer;
 
 pub use prepare::{Prepared, prepare_on};
-pub use trainer::NonFiniteLoss;
+pub use trainer::{NonFiniteLoss, named_normalization, normalization};
 
 use crate::config::RunSpec;
 use anyhow::{Context, Result};
@@ -77,6 +80,7 @@ pub fn run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunOutcome> {
     // Before the data is loaded: a SLURM signal during a long decode must not kill the task.
     signals::install();
     spec.validate()?;
+    progress_record::mark_preparing(&opts.ckpt_dir, &spec.run_id(), spec.epochs);
     let device = crate::device::resolve(spec.device)?;
     let started = Instant::now();
     let data = prepare_on(spec, device)?;

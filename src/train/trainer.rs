@@ -6,6 +6,7 @@ use super::checkpoint::{self, LoopState};
 use super::optimizer::Optimizer;
 use super::prepare::Prepared;
 use super::progress::Reporter;
+use super::progress_record::{Phase, ProgressWriter};
 use super::schedule::WarmupCosine;
 use super::{Interrupted, RunOutcome, TrainOptions, signals};
 use crate::augment::{Augmenter, view_pipelines};
@@ -33,15 +34,20 @@ static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `MEANS_N_STD`, train and eval transforms alike); other datasets use their training set's own
 /// per-channel statistics.
 pub fn normalization(dataset_name: &str, train: &crate::data::Dataset) -> (Vec<f64>, Vec<f64>) {
-    if train.channels() == 3 {
-        match dataset_name.to_ascii_lowercase().as_str() {
-            "cifar10" => return (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
-            "cifar100" => return (vec![0.5071, 0.4865, 0.4409], vec![0.2673, 0.2564, 0.2762]),
-            "stl10" => return (vec![0.4914, 0.4823, 0.4466], vec![0.247, 0.243, 0.261]),
-            _ => {}
-        }
+    named_normalization(dataset_name, train.channels()).unwrap_or_else(|| train.channel_mean_std())
+}
+
+/// The fixed statistics of a dataset the authors name, if this is one (no data needed).
+pub fn named_normalization(dataset_name: &str, channels: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+    if channels != 3 {
+        return None;
     }
-    train.channel_mean_std()
+    match dataset_name.to_ascii_lowercase().as_str() {
+        "cifar10" => Some((vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616])),
+        "cifar100" => Some((vec![0.5071, 0.4865, 0.4409], vec![0.2673, 0.2564, 0.2762])),
+        "stl10" => Some((vec![0.4914, 0.4823, 0.4466], vec![0.247, 0.243, 0.261])),
+        _ => None,
+    }
 }
 
 /// A loss that is NaN or infinite: the run failed and must not write a result that looks fine.
@@ -207,6 +213,7 @@ impl<'a> Trainer<'a> {
     pub fn fit(&mut self, opts: &TrainOptions) -> Result<()> {
         let spec = self.spec;
         let reporter = Reporter::new(opts.progress, self.total_steps, self.state.global_step);
+        let mut record = ProgressWriter::new(&opts.ckpt_dir, &self.state, spec.epochs, self.total_steps, spec.batch_size);
         let b = spec.batch_size;
         while self.state.epoch < spec.epochs {
             let epoch = self.state.epoch;
@@ -219,6 +226,7 @@ impl<'a> Trainer<'a> {
                     self.state.train_s += started.elapsed().as_secs_f64();
                     self.state.samples_seen += samples;
                     self.save_checkpoint(&opts.ckpt_dir)?;
+                    record.write(&self.state, Phase::Interrupted);
                     reporter.finish();
                     return Err(Interrupted { signal, epoch, step: self.state.global_step }.into());
                 }
@@ -227,6 +235,7 @@ impl<'a> Trainer<'a> {
                 self.state.step_in_epoch = s + 1;
                 self.state.global_step += 1;
                 reporter.step();
+                record.step(&self.state);
                 if (s + 1) % LOSS_CHECK_EVERY == 0 {
                     self.drain_loss()?;
                 }
@@ -258,10 +267,13 @@ impl<'a> Trainer<'a> {
                 sps,
                 self.schedule.lr(self.state.global_step)
             ));
-            if spec.checkpoint_every > 0 && self.state.epoch % spec.checkpoint_every == 0 && !last {
+            // The last epoch's checkpoint is the trained model `gps export` and `gps eval linear` read.
+            if last || spec.checkpoint_every > 0 && self.state.epoch % spec.checkpoint_every == 0 {
                 self.save_checkpoint(&opts.ckpt_dir)?;
             }
+            record.write(&self.state, Phase::Training);
         }
+        record.write(&self.state, Phase::Evaluating);
         reporter.finish();
         Ok(())
     }
