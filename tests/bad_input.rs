@@ -217,7 +217,7 @@ fn malformed_sweep_files_are_refused_naming_file_line_and_field() {
 fn train_args(dir: &Path, text: &str, set: &[&str]) -> TrainArgs {
     let spec = dir.join("run.yaml");
     std::fs::write(&spec, text).unwrap();
-    TrainArgs { spec, set: set.iter().map(|s| s.to_string()).collect(), prepare_only: false }
+    TrainArgs { spec, set: set.iter().map(|s| s.to_string()).collect(), prepare_only: false, keep: Default::default() }
 }
 
 #[test]

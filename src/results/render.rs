@@ -206,6 +206,7 @@ mod tests {
             cells,
             runs: 2,
             failed: 1,
+            skipped: vec![],
         };
         let probe = table("probe_top1_last", vec!["byol", "simclr"], vec![vec![cell(0.5)], vec![cell(0.4)]]);
         let linear = table("linear_top1", vec!["simclr"], vec![vec![cell(0.7)]]);

@@ -23,7 +23,7 @@ pub struct TrainArgs {
     pub keep: Keep,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct Keep {
     /// Delete each run's checkpoints once its result row is written (by default the final one
     /// stays in <output_dir>/ckpt/<run id>/ for `gps export` and `gps eval linear`).
