@@ -45,6 +45,7 @@ fn bench_report(c: &mut Criterion) {
             final_loss: 1.0,
             epoch_losses: vec![1.0; 200],
             epoch_probe_top1: vec![acc; 200],
+            health: Default::default(),
             epochs: 200,
             steps: 39_000,
             wall_s: 600.0,

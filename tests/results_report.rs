@@ -1,6 +1,7 @@
 //! Result rows written by many writers at once, read back by `gps report`'s table, rendered.
 
 use gps_ssl::config::{PriorSpec, RunSpec};
+use gps_ssl::eval::health::HealthHistory;
 use gps_ssl::results::row::{self, FailureRecord, ResultRow};
 use gps_ssl::results::table::{self, TableQuery};
 use gps_ssl::results::{plot, render};
@@ -17,6 +18,11 @@ fn outcome(acc: f64) -> RunOutcome {
         final_loss: 1.5,
         epoch_losses: vec![3.0, 2.0, 1.5],
         epoch_probe_top1: vec![0.1, 0.2, acc],
+        health: HealthHistory {
+            epoch_rankme: vec![40.0, f64::NAN, 20.0 + 10.0 * acc],
+            epoch_alignment: vec![0.9, f64::NAN, 0.5],
+            epoch_uniformity: vec![-1.0, f64::NAN, -2.0 * acc],
+        },
         epochs: 3,
         steps: 30,
         wall_s: 2.0,
