@@ -1,6 +1,7 @@
 //! Result rows -> a paper-style table: a polars lazy scan of every row file, filtered, grouped by
 //! the row and column keys, reduced to mean, std and n over the remaining axis (the seeds).
 
+use super::row::ResultRow;
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use std::collections::BTreeSet;
@@ -16,12 +17,38 @@ pub struct TableQuery {
     pub filters: Vec<(String, String)>,
 }
 
-/// mean, std (None for a single run), n.
-#[derive(Debug, Clone, Copy, PartialEq)]
+impl TableQuery {
+    /// Row keys, then column keys.
+    pub fn keys(&self) -> Vec<String> {
+        self.rows.iter().chain(&self.cols).cloned().collect()
+    }
+
+    /// Every column the table reads.
+    pub fn columns(&self) -> Vec<String> {
+        let mut out = self.keys();
+        out.push(self.metric.clone());
+        out.extend(self.filters.iter().map(|(k, _)| k.clone()));
+        out
+    }
+}
+
+/// The runs of one cell: mean, std (None for a single run), n, and each run's (seed, value) for
+/// the comparisons (paired by seed).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
     pub mean: f64,
     pub std: Option<f64>,
     pub n: usize,
+    pub runs: Vec<(i64, f64)>,
+}
+
+impl Cell {
+    pub fn from_runs(mut runs: Vec<(i64, f64)>) -> Cell {
+        runs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let values: Vec<f64> = runs.iter().map(|r| r.1).collect();
+        let (mean, std) = super::stats::mean_std(&values);
+        Cell { mean, std, n: runs.len(), runs }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +63,8 @@ pub struct Table {
     pub runs: usize,
     /// Failure records found next to the rows.
     pub failed: usize,
+    /// Finished runs that have no value of the metric (rows written before it was recorded).
+    pub unmeasured: usize,
 }
 
 /// Metrics stored as fractions and shown as percentages.
@@ -43,9 +72,10 @@ pub fn is_fraction(metric: &str) -> bool {
     matches!(metric, "probe_top1_best" | "probe_top1_last" | "knn_top1" | "positive_purity")
 }
 
-/// Whether larger is better (accuracies) or smaller (losses, times).
+/// Whether larger is better (accuracies, RankMe) or smaller (losses, times, alignment and
+/// uniformity: closer positives, more spread).
 pub fn higher_is_better(metric: &str) -> bool {
-    !(metric.contains("loss") || metric.ends_with("_s") && metric != "samples_per_s")
+    !(metric.contains("loss") || metric.ends_with("_s") && metric != "samples_per_s" || metric.contains("alignment") || metric.contains("uniformity"))
 }
 
 /// The row files of a results folder: `<dir>/runs/*.parquet`, or `<dir>/*/runs/*.parquet` for a
@@ -85,128 +115,186 @@ pub fn row_files(dir: &Path) -> Result<(Vec<PathBuf>, usize)> {
     Ok((files, failed))
 }
 
-/// Scans all row files lazily (only the columns the query needs are read).
-pub fn scan(files: &[PathBuf]) -> Result<LazyFrame> {
-    let paths: Vec<PlRefPath> =
-        files.iter().map(|p| p.to_str().map(PlRefPath::from).with_context(|| format!("{} is not a UTF-8 path", p.display()))).collect::<Result<_>>()?;
-    let args = ScanArgsParquet { glob: false, ..Default::default() };
-    Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)?)
+/// Columns a report may name: those of the first row file and those gps writes today (older
+/// rows lack the newer ones; they read as null).
+fn known_columns(first: &Path) -> Result<Vec<String>> {
+    let file = std::fs::File::open(first).with_context(|| format!("cannot open {}", first.display()))?;
+    let schema = ParquetReader::new(file).schema().map_err(anyhow::Error::from).with_context(|| format!("cannot read result row {}", first.display()))?;
+    let mut names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    for name in ResultRow::default().to_frame()?.get_column_names() {
+        if !names.iter().any(|n| n == name.as_str()) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
 }
 
 /// Reads the given columns of every row file, files split over the cores. One-row files make
 /// the per-file overhead dominate: plain Parquet readers on scoped threads open 10,000 of them
-/// faster than a lazy multi-file scan does on a small machine.
+/// faster than a lazy multi-file scan does on a small machine. A column a file does not have
+/// (rows written before it existed) reads as null.
 pub fn read_columns(files: &[PathBuf], columns: &[String]) -> Result<DataFrame> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
     let chunk = files.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<DataFrame>> = std::thread::scope(|scope| {
+    let parts: Vec<Result<Vec<DataFrame>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || -> Result<DataFrame> {
-                    let mut acc: Option<DataFrame> = None;
+                scope.spawn(move || -> Result<Vec<DataFrame>> {
+                    // One frame per distinct set of present columns (one, unless old and new rows mix).
+                    let mut groups: Vec<DataFrame> = Vec::new();
                     for path in part {
                         let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-                        let df = ParquetReader::new(file)
-                            .with_columns(Some(columns.to_vec()))
+                        let mut reader = ParquetReader::new(file);
+                        let schema = reader.schema().map_err(anyhow::Error::from).with_context(|| format!("cannot read result row {}", path.display()))?;
+                        let present: Vec<String> = columns.iter().filter(|c| schema.get(c.as_str()).is_some()).cloned().collect();
+                        let df = reader
+                            .with_columns(Some(present))
                             .finish()
                             .map_err(anyhow::Error::from)
                             .with_context(|| format!("cannot read result row {}", path.display()))?;
-                        match acc.as_mut() {
-                            Some(a) => {
-                                a.vstack_mut(&df)
+                        match groups.iter_mut().find(|g| g.get_column_names() == df.get_column_names()) {
+                            Some(g) => {
+                                g.vstack_mut(&df)
                                     .map_err(anyhow::Error::from)
                                     .with_context(|| format!("result row {} has other column types", path.display()))?;
                             }
-                            None => acc = Some(df),
+                            None => groups.push(df),
                         }
                     }
-                    acc.context("no files in a part")
+                    Ok(groups)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a reader thread panicked")))).collect()
     });
-    let mut out: Option<DataFrame> = None;
+    let mut frames: Vec<DataFrame> = Vec::new();
     for part in parts {
-        let part = part?;
-        match out.as_mut() {
-            Some(o) => {
-                o.vstack_mut(&part)?;
+        for group in part? {
+            match frames.iter_mut().find(|f| f.get_column_names() == group.get_column_names()) {
+                Some(f) => {
+                    f.vstack_mut(&group)?;
+                }
+                None => frames.push(group),
             }
-            None => out = Some(part),
         }
     }
-    let mut out = out.context("no result rows")?;
+    let mut out = match frames.len() {
+        0 => bail!("no result rows"),
+        1 => frames.pop().expect("one frame"),
+        _ => polars::functions::concat_df_diagonal(&frames).map_err(anyhow::Error::from).context("result rows of different versions do not combine")?,
+    };
+    for name in columns {
+        if out.column(name.as_str()).is_err() {
+            let height = out.height();
+            out.with_column(Column::full_null(name.as_str().into(), height, &DataType::Null))?;
+        }
+    }
+    let mut out = out.select(columns.iter().map(|c| c.as_str()))?;
     out.rechunk_mut();
     Ok(out)
 }
 
-pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
-    let (files, failed) = row_files(dir)?;
-    if files.is_empty() {
-        bail!("no result rows in {} ({failed} failure records): nothing has finished yet; check with `gps sweep status <sweep file>`", dir.display());
-    }
-    let keys: Vec<String> = query.rows.iter().chain(&query.cols).cloned().collect();
-    let schema = scan(&files[..1])?.collect_schema()?;
-    for name in keys.iter().chain([&query.metric]).chain(query.filters.iter().map(|(k, _)| k)) {
-        if schema.get(name.as_str()).is_none() {
-            let known: Vec<&str> = schema.iter_names().map(|n| n.as_str()).filter(|n| *n != "spec_json" && *n != "epoch_losses").collect();
-            bail!("unknown column `{name}` in the result rows; columns: {}", known.join(", "));
-        }
-    }
-    let mut needed: Vec<String> = vec!["status".into(), query.metric.clone()];
-    for name in keys.iter().chain(query.filters.iter().map(|(k, _)| k)) {
-        if !needed.contains(name) {
-            needed.push(name.clone());
-        }
-    }
-    let mut lf = read_columns(&files, &needed)?.lazy().filter(col("status").eq(lit("ok")));
-    for (name, value) in &query.filters {
-        lf = lf.filter(col(name.as_str()).cast(DataType::String).eq(lit(value.as_str())));
-    }
-    let key_exprs: Vec<Expr> = keys.iter().map(|k| col(k.as_str()).cast(DataType::String).fill_null(lit("–"))).collect();
-    let metric = col(query.metric.as_str()).cast(DataType::Float64);
-    let grouped = lf
-        .select(key_exprs.into_iter().chain([metric.alias("__metric")]).collect::<Vec<_>>())
-        .group_by(keys.iter().map(|k| col(k.as_str())).collect::<Vec<_>>())
-        .agg([col("__metric").mean().alias("__mean"), col("__metric").std(1).alias("__std"), col("__metric").count().cast(DataType::Int64).alias("__n")])
-        .collect()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("cannot read the result rows under {}", dir.display()))?;
+/// The rows of a results folder, read once with the columns a report needs.
+pub struct Rows {
+    pub frame: DataFrame,
+    /// Failure records found next to the rows.
+    pub failed: usize,
+    pub dir: PathBuf,
+}
 
-    let key_cols: Vec<&StringChunked> = keys.iter().map(|k| grouped.column(k.as_str()).and_then(|c| c.str())).collect::<PolarsResult<_>>()?;
-    let means = grouped.column("__mean")?.f64()?;
-    let stds = grouped.column("__std")?.f64()?;
-    let ns = grouped.column("__n")?.i64()?;
+impl Rows {
+    /// Reads `columns` (plus `status` and `seed`) of every row under `dir`; an unknown column
+    /// is an error that lists the known ones.
+    pub fn read(dir: &Path, columns: &[String]) -> Result<Rows> {
+        let (files, failed) = row_files(dir)?;
+        if files.is_empty() {
+            bail!("no result rows in {} ({failed} failure records): nothing has finished yet; check with `gps sweep status <sweep file>`", dir.display());
+        }
+        let known = known_columns(&files[0])?;
+        let mut needed: Vec<String> = vec!["status".into(), "seed".into()];
+        for name in columns {
+            if !known.contains(name) {
+                let listed: Vec<&str> = known.iter().map(|n| n.as_str()).filter(|n| *n != "spec_json" && !n.starts_with("epoch_")).collect();
+                bail!("unknown column `{name}` in the result rows; columns: {}", listed.join(", "));
+            }
+            if !needed.contains(name) {
+                needed.push(name.clone());
+            }
+        }
+        let frame = read_columns(&files, &needed).with_context(|| format!("reading the result rows under {}", dir.display()))?;
+        Ok(Rows { frame, failed, dir: dir.to_path_buf() })
+    }
+
+    /// The finished runs (`status` ok) that pass every `column=value` filter.
+    pub fn selected(&self, filters: &[(String, String)]) -> Result<DataFrame> {
+        let mut lf = self.frame.clone().lazy().filter(col("status").eq(lit("ok")));
+        for (name, value) in filters {
+            lf = lf.filter(col(name.as_str()).cast(DataType::String).eq(lit(value.as_str())));
+        }
+        lf.collect().map_err(anyhow::Error::from).with_context(|| format!("cannot filter the result rows under {}", self.dir.display()))
+    }
+}
+
+/// The value of `keys` in each row of `frame`, as text (null: `–`), for grouping and display.
+pub fn key_strings(frame: &DataFrame, keys: &[String]) -> Result<Vec<Vec<String>>> {
+    let mut columns = Vec::with_capacity(keys.len());
+    for k in keys {
+        let c = frame.column(k.as_str())?.cast(&DataType::String)?;
+        columns.push(c.str()?.clone());
+    }
+    Ok((0..frame.height()).map(|i| columns.iter().map(|c| c.get(i).unwrap_or("–").to_string()).collect()).collect())
+}
+
+/// Each row's seed (a null seed never pairs: it gets a distinct negative stand-in).
+pub fn seeds(frame: &DataFrame) -> Result<Vec<i64>> {
+    let seed = frame.column("seed")?.cast(&DataType::Int64)?;
+    let seed = seed.i64()?;
+    Ok((0..frame.height()).map(|i| seed.get(i).unwrap_or(-1 - i as i64)).collect())
+}
+
+pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
+    let rows = Rows::read(dir, &query.columns())?;
+    tabulate(&rows, query)
+}
+
+/// The table of `query` over rows already read (they must hold `query.columns()`).
+pub fn tabulate(rows: &Rows, query: &TableQuery) -> Result<Table> {
+    let frame = rows.selected(&query.filters)?;
+    let keys = query.keys();
+    let key_values = key_strings(&frame, &keys)?;
+    let seeds = seeds(&frame)?;
+    let metric = frame.column(query.metric.as_str())?.cast(&DataType::Float64)?;
+    let metric = metric.f64()?;
     let split = query.rows.len();
-    let mut groups = Vec::new();
+    let mut groups: std::collections::HashMap<Vec<String>, Vec<(i64, f64)>> = Default::default();
+    for (i, key) in key_values.into_iter().enumerate() {
+        // A null metric (a column newer than the row) is no run of this table.
+        if let Some(value) = metric.get(i) {
+            groups.entry(key).or_default().push((seeds[i], value));
+        }
+    }
     let mut row_set = BTreeSet::new();
     let mut col_set = BTreeSet::new();
-    for i in 0..grouped.height() {
-        let key: Vec<String> = key_cols.iter().map(|c| c.get(i).unwrap_or("–").to_string()).collect();
-        let Some(mean) = means.get(i) else { continue };
-        let n = ns.get(i).unwrap_or(0) as usize;
-        let cell = Cell { mean, std: stds.get(i).filter(|_| n > 1), n };
+    for key in groups.keys() {
         row_set.insert(sort_key(&key[..split]));
         col_set.insert(sort_key(&key[split..]));
-        groups.push((key, cell));
     }
     let row_keys: Vec<Vec<String>> = row_set.into_iter().map(|(_, k)| k).collect();
     let col_keys: Vec<Vec<String>> = col_set.into_iter().map(|(_, k)| k).collect();
     let mut cells = vec![vec![None; col_keys.len()]; row_keys.len()];
     let mut runs = 0;
-    for (key, cell) in groups {
+    for (key, values) in groups {
         let r = row_keys.iter().position(|k| k[..] == key[..split]).expect("row key collected");
         let c = col_keys.iter().position(|k| k[..] == key[split..]).expect("col key collected");
-        runs += cell.n;
-        cells[r][c] = Some(cell);
+        runs += values.len();
+        cells[r][c] = Some(Cell::from_runs(values));
     }
-    Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed })
+    Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed: rows.failed, unmeasured: frame.height() - runs })
 }
 
 /// Orders keys naturally: numbers by value, the `none` prior (the baseline) first, else by text.
-fn sort_key(key: &[String]) -> (Vec<(u8, i64, String)>, Vec<String>) {
+pub(crate) fn sort_key(key: &[String]) -> (Vec<(u8, i64, String)>, Vec<String>) {
     let order = key
         .iter()
         .map(|v| match v.parse::<f64>() {
