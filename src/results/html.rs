@@ -7,7 +7,7 @@ use super::compare::Comparison;
 use super::curves::{self, Curves};
 use super::plot::{self, esc};
 use super::render::{self, Best};
-use super::table::{Rows, Table, TableQuery, key_strings, tabulate};
+use super::table::{Rows, Table, TableQuery, key_strings, sort_key, tabulate};
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -33,6 +33,7 @@ code, pre { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-si
 pre { padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
 figure { margin: 1em 0 2em; } figcaption { color: #444; font-size: 0.92em; max-width: 1100px; }
 svg { max-width: 100%; height: auto; }
+.wide { overflow-x: auto; } #runs-table td { white-space: nowrap; }
 ";
 
 /// Everything the page shows, computed by the caller from one read of the rows.
@@ -203,7 +204,13 @@ fn runs_list(report: &Report, frame: &DataFrame) -> Result<String> {
             columns.push(c);
         }
     }
-    let texts = key_strings(frame, &columns)?;
+    let mut texts = key_strings(frame, &columns)?;
+    let order: Vec<String> = q.keys().into_iter().chain(["seed".to_string()]).collect();
+    let positions: Vec<usize> = order.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
+    texts.sort_by(|a, b| {
+        let key = |t: &Vec<String>| positions.iter().map(|&i| t[i].clone()).collect::<Vec<_>>();
+        sort_key(&key(a)).cmp(&sort_key(&key(b)))
+    });
     let metric_at = columns.iter().position(|c| *c == q.metric).expect("metric listed");
     let rankme_at = columns.iter().position(|c| c == "rankme").expect("rankme listed");
     let lines: Vec<Vec<(String, &'static str)>> = texts
@@ -223,11 +230,13 @@ fn runs_list(report: &Report, frame: &DataFrame) -> Result<String> {
                 .collect()
         })
         .collect();
+    let unit = if crate::results::table::is_fraction(&q.metric) { " (%)" } else { "" };
+    let header: Vec<String> = columns.iter().map(|c| if *c == q.metric { format!("{c}{unit}") } else { c.clone() }).collect();
     let cut = if frame.height() > MAX_LISTED_RUNS { format!(" (the first {MAX_LISTED_RUNS} of {})", frame.height()) } else { String::new() };
     Ok(format!(
-        "<section id=\"runs\">\n<h2>Runs</h2>\n<details><summary>Every finished run{cut}: keys, {} and provenance</summary>\n{}</details>\n</section>\n",
+        "<section id=\"runs\">\n<h2>Runs</h2>\n<details><summary>Every finished run{cut}: keys, {} and provenance</summary>\n<div class=\"wide\">\n{}</div>\n</details>\n</section>\n",
         esc(&q.metric),
-        table_html(&format!("{} finished runs{cut}", frame.height()), &columns, columns.len(), &lines, "runs-table")
+        table_html(&format!("{} finished runs{cut}", frame.height()), &header, columns.len(), &lines, "runs-table")
     ))
 }
 
