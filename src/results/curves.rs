@@ -78,9 +78,9 @@ pub fn curves(rows: &Rows, query: &TableQuery, column: &str) -> Result<Curves> {
     let lists = frame.column(column)?.cast(&DataType::List(Box::new(DataType::Float64)))?;
     let lists = lists.list()?;
     let mut cells: BTreeMap<(Vec<String>, Vec<String>), Vec<Vec<f64>>> = BTreeMap::new();
-    for (i, key) in key_values.into_iter().enumerate() {
-        let Some(series) = lists.get_as_series(i) else { continue };
-        let values: Vec<f64> = series.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    for (key, list) in key_values.into_iter().zip(lists.amortized_iter()) {
+        let Some(list) = list else { continue };
+        let values: Vec<f64> = list.as_ref().f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
         if values.iter().any(|v| v.is_finite()) {
             let (r, c) = key.split_at(query.rows.len());
             cells.entry((r.to_vec(), c.to_vec())).or_default().push(values);

@@ -207,10 +207,7 @@ fn runs_list(report: &Report, frame: &DataFrame) -> Result<String> {
     let mut texts = key_strings(frame, &columns)?;
     let order: Vec<String> = q.keys().into_iter().chain(["seed".to_string()]).collect();
     let positions: Vec<usize> = order.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
-    texts.sort_by(|a, b| {
-        let key = |t: &Vec<String>| positions.iter().map(|&i| t[i].clone()).collect::<Vec<_>>();
-        sort_key(&key(a)).cmp(&sort_key(&key(b)))
-    });
+    texts.sort_by_cached_key(|t| sort_key(&positions.iter().map(|&i| t[i].clone()).collect::<Vec<_>>()));
     let metric_at = columns.iter().position(|c| *c == q.metric).expect("metric listed");
     let rankme_at = columns.iter().position(|c| c == "rankme").expect("rankme listed");
     let lines: Vec<Vec<(String, &'static str)>> = texts
