@@ -161,17 +161,23 @@ fn write_runs(out: &Path, method: gps_ssl::config::Method, prior: PriorSpec, run
     }
 }
 
+/// simclr without and with the pixel prior (seeds 0-2 each), byol's runs as given.
+fn simclr_and_byol(out: &Path, byol_none: &[(u64, f64)], byol_pixels: &[(u64, f64)]) {
+    use gps_ssl::config::Method::{Byol, Simclr};
+    write_runs(out, Simclr, PriorSpec::None, &[(0, 0.30), (1, 0.40), (2, 0.50)]);
+    write_runs(out, Simclr, PriorSpec::Pixels, &[(0, 0.80), (1, 0.85), (2, 0.90)]);
+    write_runs(out, Byol, PriorSpec::None, byol_none);
+    write_runs(out, Byol, PriorSpec::Pixels, byol_pixels);
+}
+
 /// GPS vs baseline per row: paired by seed where the seeds match, Welch where they do not, the
 /// intervals equal to scipy's (ttest_rel / ttest_ind(equal_var=False).confidence_interval()).
 #[test]
 fn compare_gives_differences_with_t_intervals() {
-    use gps_ssl::config::Method::{Byol, Simclr};
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
-    write_runs(out, Simclr, PriorSpec::None, &[(0, 0.30), (1, 0.40), (2, 0.50)]);
-    write_runs(out, Simclr, PriorSpec::Pixels, &[(0, 0.80), (1, 0.85), (2, 0.90)]);
-    write_runs(out, Byol, PriorSpec::None, &[(0, 0.47), (1, 0.52), (5, 0.44)]);
-    write_runs(out, Byol, PriorSpec::Pixels, &[(0, 0.52), (1, 0.55), (2, 0.49), (3, 0.58)]);
+    // Byol's seeds differ between its two cells (Welch), simclr's match (paired).
+    simclr_and_byol(out, &[(0, 0.47), (1, 0.52), (5, 0.44)], &[(0, 0.52), (1, 0.55), (2, 0.49), (3, 0.58)]);
     let dir_arg = out.to_str().unwrap();
 
     let md = gps_report(&[dir_arg, "--compare", "prior"]);
@@ -255,14 +261,11 @@ fn rows_without_the_newer_columns_still_report() {
 /// nothing from outside the file.
 #[test]
 fn html_report_is_complete_and_self_contained() {
-    use gps_ssl::config::Method::{Byol, Simclr};
+    use gps_ssl::config::Method::Simclr;
     use scraper::{Html, Selector};
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
-    write_runs(out, Simclr, PriorSpec::None, &[(0, 0.30), (1, 0.40), (2, 0.50)]);
-    write_runs(out, Simclr, PriorSpec::Pixels, &[(0, 0.80), (1, 0.85), (2, 0.90)]);
-    write_runs(out, Byol, PriorSpec::None, &[(0, 0.60), (1, 0.61), (2, 0.62)]);
-    write_runs(out, Byol, PriorSpec::Pixels, &[(0, 0.70), (1, 0.72), (2, 0.74)]);
+    simclr_and_byol(out, &[(0, 0.60), (1, 0.61), (2, 0.62)], &[(0, 0.70), (1, 0.72), (2, 0.74)]);
     for (seed, acc) in [(0, 0.88), (1, 0.92)] {
         let s = spec(out, Simclr, PriorSpec::Pixels, 10, seed);
         row::write_row(out, &ResultRow::new("cmp", &s, &outcome(acc))).unwrap();
