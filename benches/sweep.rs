@@ -1,10 +1,14 @@
 //! Sweep-side speed targets (performance.md): expanding a 10,000-run grid in under 100 ms, and
-//! `gps report` over 10,000 result files in under 2 s.
+//! `gps report` over 10,000 result files in under 2 s: the table, and the HTML report, which
+//! also reads the five per-epoch list columns (200 epochs each) for the learning curves.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gps_ssl::config::RunSpec;
+use gps_ssl::eval::health::HealthHistory;
+use gps_ssl::results::compare::{self, CompareQuery};
+use gps_ssl::results::html;
 use gps_ssl::results::row::{self, ResultRow};
-use gps_ssl::results::table::{self, TableQuery};
+use gps_ssl::results::table::{self, Rows, TableQuery};
 use gps_ssl::sweep::{SweepFile, expand};
 use gps_ssl::train::RunOutcome;
 use std::path::Path;
@@ -44,7 +48,12 @@ fn bench_report(c: &mut Criterion) {
             positive_purity: 0.5,
             final_loss: 1.0,
             epoch_losses: vec![1.0; 200],
-            epoch_probe_top1: vec![acc; 200],
+            epoch_probe_top1: (0..200).map(|e| if e % 5 == 4 { acc * e as f64 / 200.0 } else { f64::NAN }).collect(),
+            health: HealthHistory {
+                epoch_rankme: (0..200).map(|e| 100.0 + e as f64).collect(),
+                epoch_alignment: vec![0.4; 200],
+                epoch_uniformity: vec![-2.5; 200],
+            },
             epochs: 200,
             steps: 39_000,
             wall_s: 600.0,
@@ -65,6 +74,18 @@ fn bench_report(c: &mut Criterion) {
     let mut group = c.benchmark_group("report");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
     group.bench_function("table over 10k result files", |b| b.iter(|| table::build(dir.path(), &query).unwrap()));
+    // What `gps report <dir> --html <file>` computes: one read of every column the page needs
+    // (the list columns included), the table, the prior comparison, health tables, curves,
+    // k and strength plots and the page itself.
+    let page = || {
+        let rows = Rows::read(dir.path(), &html::columns(&query), std::slice::from_ref(&query.metric)).unwrap();
+        let t = table::tabulate(&rows, &query).unwrap();
+        let cmp = compare::compare(&t, &CompareQuery { column: "prior".into(), reference: None }).unwrap();
+        html::document(&html::Report { rows: &rows, table: &t, comparison: Some(&cmp), command: "gps report bench --html x.html".into() }).unwrap()
+    };
+    let text = page();
+    assert!(text.contains("curve-epoch_rankme") && text.contains("against-k"), "the page has its curves and plots");
+    group.bench_function("html report over 10k result files", |b| b.iter(page));
     group.finish();
 }
 

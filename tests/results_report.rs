@@ -1,11 +1,13 @@
 //! Result rows written by many writers at once, read back by `gps report`'s table, rendered.
 
 use gps_ssl::config::{PriorSpec, RunSpec};
+use gps_ssl::eval::health::HealthHistory;
 use gps_ssl::results::row::{self, FailureRecord, ResultRow};
 use gps_ssl::results::table::{self, TableQuery};
 use gps_ssl::results::{plot, render};
 use gps_ssl::train::RunOutcome;
 use std::path::Path;
+use std::process::Command;
 
 fn outcome(acc: f64) -> RunOutcome {
     RunOutcome {
@@ -17,6 +19,11 @@ fn outcome(acc: f64) -> RunOutcome {
         final_loss: 1.5,
         epoch_losses: vec![3.0, 2.0, 1.5],
         epoch_probe_top1: vec![0.1, 0.2, acc],
+        health: HealthHistory {
+            epoch_rankme: vec![40.0, f64::NAN, 20.0 + 10.0 * acc],
+            epoch_alignment: vec![0.9, f64::NAN, 0.5],
+            epoch_uniformity: vec![-1.0, f64::NAN, -2.0 * acc],
+        },
         epochs: 3,
         steps: 30,
         wall_s: 2.0,
@@ -65,7 +72,7 @@ fn parallel_writers_never_lose_or_tear_a_row() {
     assert_eq!(t.runs, 16 * 8 + 1, "every file is a complete, readable row");
     let simclr = t.row_keys.iter().position(|k| k[0] == "simclr").unwrap();
     let pixels = t.col_keys.iter().position(|k| k[0] == "pixels").unwrap();
-    assert_eq!(t.cells[simclr][pixels].unwrap().n, 128);
+    assert_eq!(t.cells[simclr][pixels].as_ref().unwrap().n, 128);
 }
 
 #[test]
@@ -117,7 +124,8 @@ fn report_aggregates_seeds_and_marks_the_best() {
     assert_eq!(t.failed, 1);
     let md = render::markdown(&t);
     assert!(md.contains("| method | augmentation | cifar10 baseline | cifar10 GPS pixels |"), "{md}");
-    assert!(md.contains("| byol | strong | **60.00 ± 0.00 (n=3)** | 72.00 ± 2.00 (n=3) |"), "{md}");
+    // byol beats simclr without a prior by 0.3, 0.2, 0.1 per seed: the 95% CI of that holds 0.
+    assert!(md.contains("| byol | strong | **60.00 ± 0.00 (n=3)**† | 72.00 ± 2.00 (n=3) |"), "{md}");
     assert!(md.contains("| simclr | strong | 40.00 ± 10.00 (n=3) | **85.00 ± 5.00 (n=3)** |"), "{md}");
     assert!(md.contains("1 failed runs not shown"), "{md}");
 
@@ -259,8 +267,8 @@ fn unreadable_row_files_are_skipped_and_named() {
     let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![] };
     let t = table::build(out, &q).unwrap();
     assert_eq!(t.runs, 3, "the three good rows");
-    assert_eq!(t.cells[0][0].unwrap().n, 3);
-    assert!((t.cells[0][0].unwrap().mean - 0.6).abs() < 1e-12);
+    assert_eq!(t.cells[0][0].as_ref().unwrap().n, 3);
+    assert!((t.cells[0][0].as_ref().unwrap().mean - 0.6).abs() < 1e-12);
     assert_eq!(t.skipped.len(), expected.len(), "{:?}", t.skipped);
     for (name, why) in &expected {
         let s = t.skipped.iter().find(|s| s.path.ends_with(name)).unwrap_or_else(|| panic!("{name} not skipped: {:?}", t.skipped));
@@ -284,4 +292,167 @@ fn unreadable_row_files_are_skipped_and_named() {
     }
     let e = format!("{:#}", table::build(out, &q).unwrap_err());
     assert!(e.contains("none of the 5 row files") && e.contains("000000000000.parquet"), "{e}");
+}
+
+fn gps_report(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gps")).arg("report").args(args).output().unwrap()
+}
+
+fn write_runs(out: &Path, method: gps_ssl::config::Method, prior: PriorSpec, runs: &[(u64, f64)]) {
+    for &(seed, acc) in runs {
+        let s = spec(out, method, prior.clone(), 5, seed);
+        let row = ResultRow { sweep_description: Some("SimCLR & BYOL <with> and without a pixel prior".into()), ..ResultRow::new("cmp", &s, &outcome(acc)) };
+        row::write_row(out, &row).unwrap();
+    }
+}
+
+/// simclr without and with the pixel prior (seeds 0-2 each), byol's runs as given.
+fn simclr_and_byol(out: &Path, byol_none: &[(u64, f64)], byol_pixels: &[(u64, f64)]) {
+    use gps_ssl::config::Method::{Byol, Simclr};
+    write_runs(out, Simclr, PriorSpec::None, &[(0, 0.30), (1, 0.40), (2, 0.50)]);
+    write_runs(out, Simclr, PriorSpec::Pixels, &[(0, 0.80), (1, 0.85), (2, 0.90)]);
+    write_runs(out, Byol, PriorSpec::None, byol_none);
+    write_runs(out, Byol, PriorSpec::Pixels, byol_pixels);
+}
+
+/// GPS vs baseline per row: paired by seed where the seeds match, Welch where they do not, the
+/// intervals equal to scipy's (ttest_rel / ttest_ind(equal_var=False).confidence_interval()).
+#[test]
+fn compare_gives_differences_with_t_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    // Byol's seeds differ between its two cells (Welch), simclr's match (paired).
+    simclr_and_byol(out, &[(0, 0.47), (1, 0.52), (5, 0.44)], &[(0, 0.52), (1, 0.55), (2, 0.49), (3, 0.58)]);
+    let dir_arg = out.to_str().unwrap();
+
+    let md = gps_report(&[dir_arg, "--compare", "prior"]);
+    let text = String::from_utf8_lossy(&md.stdout);
+    assert!(md.status.success(), "{}", String::from_utf8_lossy(&md.stderr));
+    assert!(text.contains("against prior = none (baseline)"), "{text}");
+    assert!(
+        text.contains(
+            "| simclr | strong | cifar10 | GPS pixels | 85.00 ± 5.00 (n=3) | 40.00 ± 10.00 (n=3) | **+45.00** | **[+32.58, +57.42]** | paired by seed, n=3 |"
+        ),
+        "{text}"
+    );
+    // Different seeds: Welch; its interval holds 0, so nothing is bold.
+    assert!(
+        text.contains("| byol | strong | cifar10 | GPS pixels | 53.50 ± 3.87 (n=4) | 47.67 ± 4.04 (n=3) | +5.83 | [−2.34, +14.00] | Welch, n=4 vs 3, df=4.3 |"),
+        "{text}"
+    );
+
+    let csv = gps_report(&[dir_arg, "--compare", "prior=none", "--csv"]);
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "method,augmentation,dataset,prior,reference,mean,std,n,ref_mean,ref_std,ref_n,delta,ci_low,ci_high,test,df,excludes_zero"
+    );
+    let byol: Vec<&str> = lines.find(|l| l.starts_with("byol")).unwrap().split(',').collect();
+    let num = |i: usize| byol[i].parse::<f64>().unwrap();
+    assert!((num(12) - -0.023361098136296443).abs() < 1e-9 && (num(13) - 0.14002776480296325).abs() < 1e-9, "{byol:?}");
+    assert!((num(15) - 4.3333860696910955).abs() < 1e-9 && byol[14] == "welch" && byol[16] == "false", "{byol:?}");
+
+    let tex = String::from_utf8_lossy(&gps_report(&[dir_arg, "--compare", "prior", "--latex"]).stdout).into_owned();
+    assert!(tex.contains(r"$\mathbf{+45.00}$") && tex.contains(r"\bottomrule"), "{tex}");
+
+    // A column that is not a key of the table is added to its columns; a missing reference is named.
+    let by_method = String::from_utf8_lossy(&gps_report(&[dir_arg, "--rows", "augmentation", "--compare", "method=simclr"]).stdout).into_owned();
+    assert!(by_method.contains("| strong | cifar10 | none | byol | 47.67 ± 4.04 (n=3) | 40.00 ± 10.00 (n=3) | +7.67 |"), "{by_method}");
+    let bad = gps_report(&[dir_arg, "--compare", "prior=clip"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("no finished run has prior = clip; its values here: none, pixels"), "{err}");
+}
+
+/// Rows written before the health and provenance columns existed still report: the old
+/// columns as before, the new ones as null (counted, never averaged in as zeros).
+#[test]
+fn rows_without_the_newer_columns_still_report() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let new = spec(out, gps_ssl::config::Method::Simclr, PriorSpec::None, 5, 0);
+    row::write_row(out, &ResultRow::new("old", &new, &outcome(0.6))).unwrap();
+    let old = spec(out, gps_ssl::config::Method::Simclr, PriorSpec::None, 5, 1);
+    let mut frame = ResultRow::new("old", &old, &outcome(0.4)).to_frame().unwrap();
+    for c in ["rankme", "alignment", "uniformity", "epoch_rankme", "epoch_alignment", "epoch_uniformity", "command", "sweep_description"] {
+        frame = frame.drop(c).unwrap();
+    }
+    let file = std::fs::File::create(row::row_path(out, &old.run_id())).unwrap();
+    ParquetWriter::new(file).finish(&mut frame).unwrap();
+
+    let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![] };
+    let t = table::build(out, &q).unwrap();
+    assert_eq!(t.cells[0][0].as_ref().unwrap().n, 2);
+    let t = table::build(out, &TableQuery { metric: "rankme".into(), ..q.clone() }).unwrap();
+    let cell = t.cells[0][0].as_ref().unwrap();
+    assert_eq!((cell.n, t.unmeasured), (1, 1), "the old row has no rank: it is counted, not averaged in");
+    assert!((cell.mean - 26.0).abs() < 1e-12, "the last evaluated rank of the new row");
+    assert!(render::markdown(&t).contains("1 finished runs have no rankme"));
+
+    // Only old rows: a clear error, not an empty table.
+    std::fs::remove_file(row::row_path(out, &new.run_id())).unwrap();
+    let r = gps_report(&[out.to_str().unwrap(), "--metric", "rankme"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("has a value of `rankme` (rows written before gps recorded it)"), "{err}");
+    let html = out.join("old.html");
+    let r = gps_report(&[out.to_str().unwrap(), "--html", html.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("No run records rankme") && page.contains("not recorded (rows written before gps recorded commands)"));
+}
+
+/// The HTML report parses as a browser parses it, holds every table and figure, and needs
+/// nothing from outside the file.
+#[test]
+fn html_report_is_complete_and_self_contained() {
+    use gps_ssl::config::Method::Simclr;
+    use scraper::{Html, Selector};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    simclr_and_byol(out, &[(0, 0.60), (1, 0.61), (2, 0.62)], &[(0, 0.70), (1, 0.72), (2, 0.74)]);
+    for (seed, acc) in [(0, 0.88), (1, 0.92)] {
+        let s = spec(out, Simclr, PriorSpec::Pixels, 10, seed);
+        row::write_row(out, &ResultRow::new("cmp", &s, &outcome(acc))).unwrap();
+    }
+    let path = out.join("report").join("index.html");
+    let r = gps_report(&[out.to_str().unwrap(), "--where", "k=5", "--html", path.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc = Html::parse_document(&text);
+    assert!(doc.errors.is_empty(), "HTML parse errors: {:?}", doc.errors);
+    let select = |css: &str| doc.select(&Selector::parse(css).unwrap()).collect::<Vec<_>>();
+
+    for id in ["results-table", "comparison-table", "health-rankme", "health-alignment", "health-uniformity", "runs-table"] {
+        assert_eq!(select(&format!("table#{id}")).len(), 1, "table {id}");
+    }
+    assert_eq!(select("table#results-table tbody tr").len(), 2, "simclr and byol");
+    assert_eq!(select("table#comparison-table tbody tr").len(), 2, "GPS pixels vs baseline for each method");
+    assert_eq!(select("table#comparison-table td.sig").len(), 4, "both differences exclude 0 (Δ and CI bold)");
+    assert_eq!(select("table#runs-table tbody tr").len(), 12, "every run the filter keeps");
+    for id in ["curve-epoch_probe_top1", "curve-epoch_losses", "curve-epoch_rankme", "curve-epoch_alignment", "curve-epoch_uniformity", "against-k"] {
+        let fig = select(&format!("figure#{id}"));
+        assert_eq!(fig.len(), 1, "figure {id}");
+        let svg = fig[0].select(&Selector::parse("svg").unwrap()).next().unwrap_or_else(|| panic!("{id} has an inline svg"));
+        assert!(svg.select(&Selector::parse("polyline").unwrap()).count() >= 2, "{id} draws lines");
+        assert!(fig[0].select(&Selector::parse("figcaption").unwrap()).next().is_some(), "{id} has a caption");
+    }
+    // The k plot uses every k (the --where k=5 filter is on the plot's own axis).
+    assert!(text.contains("cifar10 simclr pixels strong (n=2–3)"), "k plot series");
+    // Provenance: the sweep's description, the commands, the revision, how the page was made.
+    let prov = select("section#provenance")[0].text().collect::<String>();
+    assert!(prov.contains("SimCLR & BYOL <with> and without a pixel prior"), "{prov}");
+    assert!(prov.contains(&row::git_revision()) && prov.contains("gps report") && prov.contains("--html"), "{prov}");
+
+    // Nothing to fetch: no scripts, style sheets, images, frames, fonts or remote links.
+    assert!(select("script, link, img, iframe, object, embed, audio, video, source").is_empty());
+    for el in select("[src], [href]") {
+        for attr in ["src", "href"] {
+            if let Some(v) = el.value().attr(attr) {
+                assert!(v.starts_with('#'), "{attr}={v} points outside the file");
+            }
+        }
+    }
+    let style: String = select("style").iter().flat_map(|s| s.text()).collect();
+    assert!(!style.contains("url(") && !style.contains("@import") && !style.contains("@font-face"), "{style}");
 }

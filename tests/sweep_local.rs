@@ -16,7 +16,7 @@ fn local_executor_runs_tasks_and_reruns_only_what_is_left() {
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
     let sweep = format!(
-        "name: local\nbase:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 300, test_limit: 100}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: 1\n  batch_size: 50\n  device: cpu\n  eval: {{knn_k: 5}}\ngrid:\n  prior: [none, pixels]\n  dataset.path: [\"{}\", missing.csv.gz]\nexclude:\n  - {{prior: pixels, dataset.path: missing.csv.gz}}\n",
+        "name: local\ndescription: tiny local sweep\nbase:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 300, test_limit: 100}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: 1\n  batch_size: 50\n  device: cpu\n  eval: {{knn_k: 5}}\ngrid:\n  prior: [none, pixels]\n  dataset.path: [\"{}\", missing.csv.gz]\nexclude:\n  - {{prior: pixels, dataset.path: missing.csv.gz}}\n",
         data.display(),
         data.display()
     );
@@ -32,6 +32,11 @@ fn local_executor_runs_tasks_and_reruns_only_what_is_left() {
 
     let (ok, out) = gps(w, &["report", "results/local", "--rows", "method", "--cols", "prior"]);
     assert!(ok && out.contains("| method | baseline | GPS pixels |") && out.contains("(n=1)"), "{out}");
+    // Each row says where it came from: the sweep's description and its task's command line,
+    // paths relative to the working directory.
+    let (ok, out) = gps(w, &["report", "results/local", "--html", "report.html"]);
+    let page = std::fs::read_to_string(w.join("report.html")).unwrap_or_default();
+    assert!(ok && page.contains("tiny local sweep") && page.contains("gps task local.yaml --index 0 --manifest slurm/local/"), "{out}");
 
     // nothing missing; the failed run is retried alone (and fails again, for the same reason)
     let (_, out) = gps(w, &["sweep", "run", "local.yaml", "--only-missing"]);

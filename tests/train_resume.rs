@@ -48,6 +48,14 @@ fn row(out: &Path) -> (i64, f64, f64, Option<i64>, usize) {
     (steps, f("probe_top1_last"), f("knn_top1"), resumed, losses)
 }
 
+/// A per-epoch list column of the one row in `out`.
+fn epoch_list(out: &Path, column: &str) -> Vec<f64> {
+    let runs = out.join("runs");
+    let file = std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "parquet")).expect("a result row");
+    let df = ParquetReader::new(std::fs::File::open(file).unwrap()).finish().unwrap();
+    df.column(column).unwrap().list().unwrap().get_as_series(0).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect()
+}
+
 #[test]
 fn sigterm_checkpoints_and_a_restart_resumes_to_the_same_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,4 +104,11 @@ fn sigterm_checkpoints_and_a_restart_resumes_to_the_same_end() {
     assert_eq!((steps_b, epochs_b), (steps_a, epochs_a), "same final step count");
     assert!((probe_a - probe_b).abs() <= 0.03, "probe {probe_a} vs {probe_b}");
     assert!((knn_a - knn_b).abs() <= 0.03, "k-NN {knn_a} vs {knn_b}");
+    // Representation health survives the restart: epoch 1's value comes from the checkpoint.
+    for column in ["epoch_rankme", "epoch_alignment", "epoch_uniformity"] {
+        let (a, b) = (epoch_list(&straight, column), epoch_list(&resumed, column));
+        assert_eq!((a.len(), b.len()), (3, 3), "{column}: {a:?} vs {b:?}");
+        assert!(a.iter().chain(&b).all(|v| v.is_finite()), "{column}: {a:?} vs {b:?}");
+        assert!((a[0] - b[0]).abs() <= 0.05 * a[0].abs().max(0.1), "{column} at epoch 1: {a:?} vs {b:?}");
+    }
 }

@@ -1,7 +1,8 @@
 //! Evaluation: features of a split through the frozen backbone, the online linear probe's top-1
-//! (the paper's metric) and solo-learn's weighted k-NN classifier; `linear`, the offline linear
-//! evaluation of a finished run (`gps eval linear`).
+//! (the paper's metric), solo-learn's weighted k-NN classifier, representation health; `linear`,
+//! the offline linear evaluation of a finished run (`gps eval linear`).
 pub mod cli;
+pub mod health;
 pub mod linear;
 
 use crate::augment::Augmenter;
@@ -22,13 +23,21 @@ pub struct FeatureExtractor<'a> {
 impl FeatureExtractor<'_> {
     /// Backbone features (eval mode, no augmentation) of uint8 images on the device, as float32.
     pub fn features(&self, images: &Tensor) -> Tensor {
+        self.batched(images.size()[0], |start, len| self.augmenter.normalize(&images.narrow(0, start, len)))
+    }
+
+    /// Backbone features (eval mode) of already augmented, normalised float images.
+    pub fn features_of_normalized(&self, x: &Tensor) -> Tensor {
+        self.batched(x.size()[0], |start, len| x.narrow(0, start, len))
+    }
+
+    fn batched(&self, n: i64, input: impl Fn(i64, i64) -> Tensor) -> Tensor {
         let _guard = tch::no_grad_guard();
-        let n = images.size()[0];
         let mut out = Vec::new();
         let mut start = 0;
         while start < n {
             let len = EVAL_BATCH.min(n - start);
-            let mut x = self.augmenter.normalize(&images.narrow(0, start, len));
+            let mut x = input(start, len);
             if self.channels_last {
                 x = to_channels_last(&x);
             }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResultRow {
     pub run_id: String,
     pub sweep: String,
@@ -34,6 +34,11 @@ pub struct ResultRow {
     pub epoch_losses: Vec<f64>,
     /// Probe top-1 after each epoch (NaN where the epoch was not evaluated).
     pub epoch_probe_top1: Vec<f64>,
+    /// Representation health at the last evaluation (None: never evaluated); per epoch in `health`.
+    pub rankme: Option<f64>,
+    pub alignment: Option<f64>,
+    pub uniformity: Option<f64>,
+    pub health: crate::eval::health::HealthHistory,
     /// Optimizer steps done (the same for a resumed run as for an uninterrupted one).
     pub steps: i64,
     pub wall_s: f64,
@@ -44,6 +49,10 @@ pub struct ResultRow {
     /// Offline linear evaluation (`gps eval linear`): null until it has run.
     pub linear: Option<LinearEval>,
     pub git_rev: String,
+    /// The command line that produced the row (`gps task <sweep> --index I ...`), shell-quoted.
+    pub command: String,
+    /// The sweep file's `description:` (None for `gps train` and sweeps without one).
+    pub sweep_description: Option<String>,
     pub finished_at: String,
     pub spec_json: String,
 }
@@ -90,6 +99,7 @@ pub fn serde_name<T: serde::Serialize>(value: &T) -> String {
 
 impl ResultRow {
     pub fn new(sweep: &str, spec: &RunSpec, outcome: &RunOutcome) -> ResultRow {
+        let (rankme, alignment, uniformity) = outcome.health.last();
         ResultRow {
             run_id: spec.run_id(),
             sweep: sweep.to_string(),
@@ -113,6 +123,10 @@ impl ResultRow {
             final_loss: outcome.final_loss,
             epoch_losses: outcome.epoch_losses.clone(),
             epoch_probe_top1: outcome.epoch_probe_top1.clone(),
+            rankme,
+            alignment,
+            uniformity,
+            health: outcome.health.clone(),
             steps: outcome.steps as i64,
             wall_s: outcome.wall_s,
             train_s: outcome.train_s,
@@ -121,6 +135,8 @@ impl ResultRow {
             resumed_from_epoch: outcome.resumed_from_epoch.map(|e| e as i64),
             linear: None,
             git_rev: git_revision(),
+            command: command_line(),
+            sweep_description: None,
             finished_at: now_rfc3339(),
             spec_json: serde_json::to_string(spec).expect("RunSpec serialises"),
         }
@@ -132,8 +148,7 @@ impl ResultRow {
         let s = |name: &str, v: &str| Column::new(name.into(), [v]);
         let f = |name: &str, v: f64| Column::new(name.into(), [v]);
         let i = |name: &str, v: i64| Column::new(name.into(), [v]);
-        let losses = Series::new("".into(), &self.epoch_losses);
-        let probes = Series::new("".into(), &self.epoch_probe_top1);
+        let list = |v: &[f64]| Series::new("".into(), v);
         let mut columns = vec![
             s("run_id", &self.run_id),
             s("sweep", &self.sweep),
@@ -155,8 +170,14 @@ impl ResultRow {
             f("knn_top1", self.knn_top1),
             f("positive_purity", self.positive_purity),
             f("final_loss", self.final_loss),
-            Column::new("epoch_losses".into(), [losses]),
-            Column::new("epoch_probe_top1".into(), [probes]),
+            Column::new("epoch_losses".into(), [list(&self.epoch_losses)]),
+            Column::new("epoch_probe_top1".into(), [list(&self.epoch_probe_top1)]),
+            Column::new("rankme".into(), [self.rankme]),
+            Column::new("alignment".into(), [self.alignment]),
+            Column::new("uniformity".into(), [self.uniformity]),
+            Column::new("epoch_rankme".into(), [list(&self.health.epoch_rankme)]),
+            Column::new("epoch_alignment".into(), [list(&self.health.epoch_alignment)]),
+            Column::new("epoch_uniformity".into(), [list(&self.health.epoch_uniformity)]),
             i("steps", self.steps),
             f("wall_s", self.wall_s),
             f("train_s", self.train_s),
@@ -164,6 +185,8 @@ impl ResultRow {
             s("device", &self.device),
             Column::new("resumed_from_epoch".into(), [self.resumed_from_epoch]),
             s("git_rev", &self.git_rev),
+            s("command", &self.command),
+            Column::new("sweep_description".into(), [self.sweep_description.as_deref()]),
             s("finished_at", &self.finished_at),
             s("spec_json", &self.spec_json),
         ];
@@ -313,6 +336,29 @@ pub fn git_revision() -> String {
             .unwrap_or_else(|| "unknown".into())
     })
     .clone()
+}
+
+/// This process's command line, shell-quoted, the program as its file name (`gps`), so the row
+/// says how to produce it again from the repository root without naming this machine's paths.
+/// Paths under the working directory are written relative to it.
+pub fn command_line() -> String {
+    let mut args = std::env::args();
+    let program = args.next().map(|p| Path::new(&p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(p)).unwrap_or_default();
+    let cwd = std::env::current_dir().ok().and_then(|d| d.to_str().map(|d| format!("{}/", d.trim_end_matches('/'))));
+    let relative = |a: String| match &cwd {
+        Some(cwd) => match a.split_once('=') {
+            Some((flag, path)) if flag.starts_with("--") && path.starts_with(cwd.as_str()) => format!("{flag}={}", &path[cwd.len()..]),
+            _ if a.starts_with(cwd.as_str()) => a[cwd.len()..].to_string(),
+            _ => a,
+        },
+        None => a,
+    };
+    std::iter::once(program).chain(args.map(relative)).map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+    if plain { arg.to_string() } else { crate::sweep::sbatch::sh_quote(arg) }
 }
 
 pub fn now_rfc3339() -> String {

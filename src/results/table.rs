@@ -1,7 +1,7 @@
-//! Result rows -> a paper-style table: the needed columns of every row file (a damaged file is
-//! skipped and named, never fatal), filtered, grouped by the row and column keys, reduced to mean,
-//! std and n over the remaining axis (the seeds).
+//! Result rows -> a paper-style table: a polars lazy scan of every row file, filtered, grouped by
+//! the row and column keys, reduced to mean, std and n over the remaining axis (the seeds).
 
+use super::row::ResultRow;
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use std::collections::BTreeSet;
@@ -17,12 +17,38 @@ pub struct TableQuery {
     pub filters: Vec<(String, String)>,
 }
 
-/// mean, std (None for a single run), n.
-#[derive(Debug, Clone, Copy, PartialEq)]
+impl TableQuery {
+    /// Row keys, then column keys.
+    pub fn keys(&self) -> Vec<String> {
+        self.rows.iter().chain(&self.cols).cloned().collect()
+    }
+
+    /// Every column the table reads.
+    pub fn columns(&self) -> Vec<String> {
+        let mut out = self.keys();
+        out.push(self.metric.clone());
+        out.extend(self.filters.iter().map(|(k, _)| k.clone()));
+        out
+    }
+}
+
+/// The runs of one cell: mean, std (None for a single run), n, and each run's (seed, value) for
+/// the comparisons (paired by seed).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
     pub mean: f64,
     pub std: Option<f64>,
     pub n: usize,
+    pub runs: Vec<(i64, f64)>,
+}
+
+impl Cell {
+    pub fn from_runs(mut runs: Vec<(i64, f64)>) -> Cell {
+        runs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let values: Vec<f64> = runs.iter().map(|r| r.1).collect();
+        let (mean, std) = super::stats::mean_std(&values);
+        Cell { mean, std, n: runs.len(), runs }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,11 +63,13 @@ pub struct Table {
     pub runs: usize,
     /// Failure records found next to the rows.
     pub failed: usize,
-    /// Row files that could not be read, left out of the table.
+    /// Finished runs that have no value of the metric (rows written before it was recorded).
+    pub unmeasured: usize,
+    /// Row files that could not be read (named on stderr, counted under the table).
     pub skipped: Vec<Skipped>,
 }
 
-/// A row file the report could not use, and why (named on stderr, counted under the table).
+/// A row file the report could not use, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
     pub path: PathBuf,
@@ -53,9 +81,10 @@ pub fn is_fraction(metric: &str) -> bool {
     matches!(metric, "probe_top1_best" | "probe_top1_last" | "knn_top1" | "positive_purity" | "linear_top1")
 }
 
-/// Whether larger is better (accuracies) or smaller (losses, times).
+/// Whether larger is better (accuracies, RankMe) or smaller (losses, times, alignment and
+/// uniformity: closer positives, more spread).
 pub fn higher_is_better(metric: &str) -> bool {
-    !(metric.contains("loss") || metric.ends_with("_s") && metric != "samples_per_s")
+    !(metric.contains("loss") || metric.ends_with("_s") && metric != "samples_per_s" || metric.contains("alignment") || metric.contains("uniformity"))
 }
 
 /// The row files of a results folder: `<dir>/runs/*.parquet`, or `<dir>/*/runs/*.parquet` for a
@@ -95,18 +124,42 @@ pub fn row_files(dir: &Path) -> Result<(Vec<PathBuf>, usize)> {
     Ok((files, failed))
 }
 
-/// How a column is read: the metric as a number, `status` and the keys as text.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The columns gps writes today, with their types: what an old row lacking one reads it as.
+fn current_schema() -> Result<Schema> {
+    Ok(ResultRow::default().to_frame()?.schema().as_ref().clone())
+}
+
+/// Columns a report may name: those of the first readable row file and those gps writes today
+/// (older rows lack the newer ones; they read as null).
+fn known_columns(files: &[PathBuf], current: &Schema) -> Vec<String> {
+    let first = files.iter().find_map(|path| {
+        let file = std::fs::File::open(path).ok()?;
+        catch_panic(|| ParquetReader::new(file).schema().ok()).ok().flatten()
+    });
+    let mut names: Vec<String> = first.map(|s| s.iter_names().map(|n| n.to_string()).collect()).unwrap_or_default();
+    for name in current.iter_names() {
+        if !names.iter().any(|n| n == name.as_str()) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+/// What a report needs of a column: a number (a metric), text (`status`), or the type gps
+/// writes it with today.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Want {
     Number,
     Text,
+    As(DataType),
 }
 
 /// Reads the given columns of every row file, files split over the cores. One-row files make
 /// the per-file overhead dominate: plain Parquet readers on scoped threads open 10,000 of them
-/// faster than a lazy multi-file scan does on a small machine. A file that cannot be read (cut
-/// short, empty, other column types, a reader crash) is skipped with the reason, never fatal:
-/// one damaged file must not hide the other runs. None when no file could be read.
+/// faster than a lazy multi-file scan does on a small machine. A column a file does not have
+/// (rows written before it existed) reads as null. A file that cannot be read (cut short, empty,
+/// a column of another type, a reader crash) is skipped with the reason, never fatal: one
+/// damaged file must not hide the other runs. None when no file could be read.
 pub fn read_columns(files: &[PathBuf], columns: &[(String, Want)]) -> (Option<DataFrame>, Vec<Skipped>) {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
     let chunk = files.len().div_ceil(threads).max(1);
@@ -119,7 +172,7 @@ pub fn read_columns(files: &[PathBuf], columns: &[(String, Want)]) -> (Option<Da
                     let mut skipped = Vec::new();
                     for path in part {
                         let read = read_file(path, columns).and_then(|df| match acc.as_mut() {
-                            Some(a) => a.vstack_mut(&df).map(|_| ()).map_err(|e| format!("its columns do not stack with the other rows: {e}")),
+                            Some(a) => a.vstack_mut_owned(df).map(|_| ()).map_err(|e| format!("its columns do not stack with the other rows: {e}")),
                             None => {
                                 acc = Some(df);
                                 Ok(())
@@ -128,6 +181,11 @@ pub fn read_columns(files: &[PathBuf], columns: &[(String, Want)]) -> (Option<Da
                         if let Err(reason) = read {
                             skipped.push(Skipped { path: path.clone(), reason });
                         }
+                    }
+                    // Gluing one chunk per file into one is a good part of the read: do it here,
+                    // on every core, rather than once at the end on one.
+                    if let Some(a) = acc.as_mut() {
+                        a.rechunk_mut();
                     }
                     (acc, skipped)
                 })
@@ -153,29 +211,47 @@ pub fn read_columns(files: &[PathBuf], columns: &[(String, Want)]) -> (Option<Da
     (out, skipped)
 }
 
-/// One row file's columns, each cast to what the table needs (text or f64); the reason when it
-/// cannot be.
+/// One row file's columns, each cast to what the report needs; the reason when it cannot be.
 fn read_file(path: &Path, columns: &[(String, Want)]) -> std::result::Result<DataFrame, String> {
+    let damaged = |panic: String| format!("the Parquet reader crashed on it ({panic}): the file is damaged");
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
     if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
         return Err("the file is empty (0 bytes)".into());
     }
-    drop(file);
-    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
-    let df = read_present(path, &names)?;
+    let mut reader = ParquetReader::new(file);
+    let schema = catch_panic(|| reader.schema()).map_err(damaged)?.map_err(|e| format!("not a readable Parquet row: {e}"))?;
+    let present: Vec<String> = columns.iter().map(|(n, _)| n.clone()).filter(|n| schema.contains(n.as_str())).collect();
+    // Files are already read in parallel; polars' own per-file parallelism only adds thread-pool
+    // hand-offs to a one-row file (2-3x slower).
+    let df = catch_panic(|| reader.with_columns(Some(present)).read_parallel(ParallelStrategy::None).finish())
+        .map_err(damaged)?
+        .map_err(|e| format!("not a readable Parquet row: {e}"))?;
     if df.height() == 0 {
         return Err("it holds no row".into());
     }
     let mut cast = Vec::with_capacity(columns.len());
     for (name, want) in columns {
-        let column = df.column(name).map_err(|e| e.to_string())?;
+        let target = match want {
+            Want::Number => DataType::Float64,
+            Want::Text => DataType::String,
+            Want::As(t) => t.clone(),
+        };
+        let Ok(column) = df.column(name.as_str()) else {
+            cast.push(Column::full_null(name.as_str().into(), df.height(), &target));
+            continue;
+        };
         let dtype = column.dtype();
-        let (ok, target) = match want {
-            Want::Number => (dtype.is_primitive_numeric() || dtype.is_null(), DataType::Float64),
-            Want::Text => (dtype.is_string() || !(name == "status" || dtype.is_nested() || dtype.is_binary()), DataType::String),
+        let ok = match want {
+            Want::Number => dtype.is_primitive_numeric() || dtype.is_null(),
+            Want::Text => dtype.is_string() || dtype.is_null(),
+            Want::As(t) => dtype == t || dtype.is_null() || (dtype.is_primitive_numeric() && t.is_primitive_numeric()),
         };
         if !ok {
-            let expected = if *want == Want::Number { "a number" } else { "text" };
+            let expected = match want {
+                Want::Number => "a number".to_string(),
+                Want::Text => "text".to_string(),
+                Want::As(t) => t.to_string(),
+            };
             return Err(format!("column `{name}` holds {dtype}, expected {expected}"));
         }
         cast.push(column.cast(&target).map_err(|e| format!("column `{name}` ({dtype}): {e}"))?);
@@ -208,114 +284,119 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
     })
 }
 
-/// The schema of the first row file that can be read, for checking the query's column names.
-fn first_schema(files: &[PathBuf]) -> Option<Vec<String>> {
-    files.iter().find_map(|path| {
-        let file = std::fs::File::open(path).ok()?;
-        let schema = catch_panic(|| ParquetReader::new(file).schema().ok()).ok().flatten()?;
-        Some(schema.iter_names().map(|n| n.to_string()).collect())
-    })
+/// The rows of a results folder, read once with the columns a report needs.
+pub struct Rows {
+    pub frame: DataFrame,
+    /// Failure records found next to the rows.
+    pub failed: usize,
+    /// Row files that could not be read.
+    pub skipped: Vec<Skipped>,
+    pub dir: PathBuf,
 }
 
-/// `names` of one row file. A row written before a column was added to gps's rows
-/// (`row::added_column`) reads it as null.
-fn read_present(path: &Path, names: &[String]) -> std::result::Result<DataFrame, String> {
-    let open = || std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"));
-    let read = |names: Vec<String>| -> std::result::Result<PolarsResult<DataFrame>, String> {
-        let file = open()?;
-        catch_panic(|| ParquetReader::new(file).with_columns(Some(names)).finish())
-            .map_err(|panic| format!("the Parquet reader crashed on it ({panic}): the file is damaged"))
-    };
-    match read(names.to_vec())? {
-        Err(PolarsError::ColumnNotFound(_)) => {}
-        other => return other.map_err(|e| format!("not a readable Parquet row: {e}")),
+impl Rows {
+    /// Reads `columns` (plus `status` and `seed`) of every row under `dir`; `numbers` are read as
+    /// numbers (the metrics). An unknown column is an error that lists the known ones.
+    pub fn read(dir: &Path, columns: &[String], numbers: &[String]) -> Result<Rows> {
+        let (files, failed) = row_files(dir)?;
+        if files.is_empty() {
+            bail!("no result rows in {} ({failed} failure records): nothing has finished yet; check with `gps sweep status <sweep file>`", dir.display());
+        }
+        let current = current_schema()?;
+        let known = known_columns(&files, &current);
+        let mut needed: Vec<(String, Want)> = vec![("status".into(), Want::Text), ("seed".into(), Want::As(DataType::Int64))];
+        for name in columns {
+            if !known.contains(name) {
+                let listed: Vec<&str> = known.iter().map(|n| n.as_str()).filter(|n| *n != "spec_json" && !n.starts_with("epoch_")).collect();
+                bail!("unknown column `{name}` in the result rows; columns: {}", listed.join(", "));
+            }
+            if needed.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let want = if numbers.contains(name) { Want::Number } else { current.get(name.as_str()).map(|t| Want::As(t.clone())).unwrap_or(Want::Text) };
+            needed.push((name.clone(), want));
+        }
+        let (frame, skipped) = read_columns(&files, &needed);
+        for s in &skipped {
+            eprintln!("warning: skipped {}: {}", s.path.display(), s.reason);
+        }
+        let Some(frame) = frame else {
+            let reasons: Vec<String> = skipped.iter().take(3).map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
+            bail!("none of the {} row files in {} can be read; first: {}", files.len(), dir.display(), reasons.join("; "));
+        };
+        Ok(Rows { frame, failed, skipped, dir: dir.to_path_buf() })
     }
-    let file = open()?;
-    let schema = catch_panic(|| ParquetReader::new(file).schema())
-        .map_err(|panic| format!("the Parquet reader crashed on it ({panic}): the file is damaged"))?
-        .map_err(|e| format!("not a readable Parquet row: {e}"))?;
-    let (present, absent): (Vec<String>, Vec<String>) = names.iter().cloned().partition(|c| schema.contains(c.as_str()));
-    let mut df = read(present)?.map_err(|e| format!("not a readable Parquet row: {e}"))?;
-    for name in absent {
-        let dtype = super::row::added_column(&name).ok_or_else(|| format!("it has no column `{name}`"))?;
-        df.with_column(Column::full_null(name.as_str().into(), df.height(), &dtype)).map_err(|e| e.to_string())?;
+
+    /// The finished runs (`status` ok) that pass every `column=value` filter.
+    pub fn selected(&self, filters: &[(String, String)]) -> Result<DataFrame> {
+        let mut lf = self.frame.clone().lazy().filter(col("status").eq(lit("ok")));
+        for (name, value) in filters {
+            lf = lf.filter(col(name.as_str()).cast(DataType::String).eq(lit(value.as_str())));
+        }
+        lf.collect().map_err(anyhow::Error::from).with_context(|| format!("cannot filter the result rows under {}", self.dir.display()))
     }
-    df.select(names.iter().map(String::as_str)).map_err(|e| e.to_string())
+}
+
+/// The value of `keys` in each row of `frame`, as text (null: `–`), for grouping and display.
+pub fn key_strings(frame: &DataFrame, keys: &[String]) -> Result<Vec<Vec<String>>> {
+    let mut columns = Vec::with_capacity(keys.len());
+    for k in keys {
+        let c = frame.column(k.as_str())?.cast(&DataType::String)?;
+        columns.push(c.str()?.clone());
+    }
+    Ok((0..frame.height()).map(|i| columns.iter().map(|c| c.get(i).unwrap_or("–").to_string()).collect()).collect())
+}
+
+/// Each row's seed (a null seed never pairs: it gets a distinct negative stand-in).
+pub fn seeds(frame: &DataFrame) -> Result<Vec<i64>> {
+    let seed = frame.column("seed")?.cast(&DataType::Int64)?;
+    let seed = seed.i64()?;
+    Ok((0..frame.height()).map(|i| seed.get(i).unwrap_or(-1 - i as i64)).collect())
 }
 
 pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
-    let (files, failed) = row_files(dir)?;
-    if files.is_empty() {
-        bail!("no result rows in {} ({failed} failure records): nothing has finished yet; check with `gps sweep status <sweep file>`", dir.display());
-    }
-    let keys: Vec<String> = query.rows.iter().chain(&query.cols).cloned().collect();
-    if let Some(columns) = first_schema(&files) {
-        for name in keys.iter().chain([&query.metric]).chain(query.filters.iter().map(|(k, _)| k)) {
-            if !columns.contains(name) && super::row::added_column(name).is_none() {
-                let known: Vec<&str> = columns.iter().map(String::as_str).filter(|n| *n != "spec_json" && *n != "epoch_losses").collect();
-                bail!("unknown column `{name}` in the result rows; columns: {}", known.join(", "));
-            }
-        }
-    }
-    let mut needed: Vec<(String, Want)> = vec![("status".into(), Want::Text), (query.metric.clone(), Want::Number)];
-    for name in keys.iter().chain(query.filters.iter().map(|(k, _)| k)) {
-        if !needed.iter().any(|(n, _)| n == name) {
-            needed.push((name.clone(), Want::Text));
-        }
-    }
-    let (frame, skipped) = read_columns(&files, &needed);
-    let Some(frame) = frame else {
-        let reasons: Vec<String> = skipped.iter().take(3).map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
-        bail!("none of the {} row files in {} can be read; first: {}", files.len(), dir.display(), reasons.join("; "));
-    };
-    let mut lf = frame.lazy().filter(col("status").eq(lit("ok")));
-    for (name, value) in &query.filters {
-        lf = lf.filter(col(name.as_str()).eq(lit(value.as_str())));
-    }
-    let key_exprs: Vec<Expr> = keys.iter().map(|k| col(k.as_str()).fill_null(lit("–"))).collect();
-    let metric = col(query.metric.as_str());
-    let grouped = lf
-        .select(key_exprs.into_iter().chain([metric.alias("__metric")]).collect::<Vec<_>>())
-        .group_by(keys.iter().map(|k| col(k.as_str())).collect::<Vec<_>>())
-        .agg([col("__metric").mean().alias("__mean"), col("__metric").std(1).alias("__std"), col("__metric").count().cast(DataType::Int64).alias("__n")])
-        .collect()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("cannot read the result rows under {}", dir.display()))?;
+    let rows = Rows::read(dir, &query.columns(), std::slice::from_ref(&query.metric))?;
+    tabulate(&rows, query)
+}
 
-    let key_cols: Vec<&StringChunked> = keys.iter().map(|k| grouped.column(k.as_str()).and_then(|c| c.str())).collect::<PolarsResult<_>>()?;
-    let means = grouped.column("__mean")?.f64()?;
-    let stds = grouped.column("__std")?.f64()?;
-    let ns = grouped.column("__n")?.i64()?;
+/// The table of `query` over rows already read (they must hold `query.columns()`).
+pub fn tabulate(rows: &Rows, query: &TableQuery) -> Result<Table> {
+    let frame = rows.selected(&query.filters)?;
+    let keys = query.keys();
+    let key_values = key_strings(&frame, &keys)?;
+    let seeds = seeds(&frame)?;
+    let metric = frame.column(query.metric.as_str())?.cast(&DataType::Float64)?;
+    let metric = metric.f64()?;
     let split = query.rows.len();
-    let mut groups = Vec::new();
+    let mut groups: std::collections::HashMap<Vec<String>, Vec<(i64, f64)>> = Default::default();
+    for (i, key) in key_values.into_iter().enumerate() {
+        // A null metric (a column newer than the row) is no run of this table.
+        if let Some(value) = metric.get(i) {
+            groups.entry(key).or_default().push((seeds[i], value));
+        }
+    }
     let mut row_set = BTreeSet::new();
     let mut col_set = BTreeSet::new();
-    for i in 0..grouped.height() {
-        let key: Vec<String> = key_cols.iter().map(|c| c.get(i).unwrap_or("–").to_string()).collect();
-        let Some(mean) = means.get(i) else { continue };
-        let n = ns.get(i).unwrap_or(0) as usize;
-        let cell = Cell { mean, std: stds.get(i).filter(|_| n > 1), n };
+    for key in groups.keys() {
         row_set.insert(sort_key(&key[..split]));
         col_set.insert(sort_key(&key[split..]));
-        groups.push((key, cell));
     }
     let row_keys: Vec<Vec<String>> = row_set.into_iter().map(|(_, k)| k).collect();
     let col_keys: Vec<Vec<String>> = col_set.into_iter().map(|(_, k)| k).collect();
     let mut cells = vec![vec![None; col_keys.len()]; row_keys.len()];
     let mut runs = 0;
-    for (key, cell) in groups {
+    for (key, values) in groups {
         let r = row_keys.iter().position(|k| k[..] == key[..split]).expect("row key collected");
         let c = col_keys.iter().position(|k| k[..] == key[split..]).expect("col key collected");
-        runs += cell.n;
-        cells[r][c] = Some(cell);
+        runs += values.len();
+        cells[r][c] = Some(Cell::from_runs(values));
     }
-    Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed, skipped })
+    Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed: rows.failed, unmeasured: frame.height() - runs, skipped: rows.skipped.clone() })
 }
 
-/// Several metrics' tables over the same rows, side by side (`--metric probe_top1_last,linear_top1`):
-/// their columns one after the other, each column key ending with its metric (`metric` is the
-/// last column name). The metrics must share a unit and a direction (one scale and one "best"
-/// rule hold for the whole table); the query keeps the first metric for them.
+/// Tables of several metrics over the same keys as one table, each metric's columns side by
+/// side (`--metric probe_top1_last,linear_top1`: online probe and offline linear evaluation).
+/// The metrics must share their unit and direction, so one rule marks the best.
 pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
     let Some(first) = tables.first() else { bail!("no metric given") };
     let (fraction, higher) = (is_fraction(&first.query.metric), higher_is_better(&first.query.metric));
@@ -335,16 +416,17 @@ pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
         for (c, key) in t.col_keys.iter().enumerate() {
             col_keys.push(key.iter().cloned().chain([t.query.metric.clone()]).collect());
             for (r, row) in row_keys.iter().enumerate() {
-                cells[r].push(t.row_keys.iter().position(|k| k == row).and_then(|tr| t.cells[tr][c]));
+                cells[r].push(t.row_keys.iter().position(|k| k == row).and_then(|tr| t.cells[tr][c].clone()));
             }
         }
     }
     let runs = tables.iter().map(|t| t.runs).max().unwrap_or(0);
-    Ok(Table { query, row_keys, col_keys, cells, runs, failed: first.failed, skipped: first.skipped.clone() })
+    let unmeasured = tables.iter().map(|t| t.unmeasured).max().unwrap_or(0);
+    Ok(Table { query, row_keys, col_keys, cells, runs, failed: first.failed, unmeasured, skipped: first.skipped.clone() })
 }
 
 /// Orders keys naturally: numbers by value, the `none` prior (the baseline) first, else by text.
-fn sort_key(key: &[String]) -> (Vec<(u8, i64, String)>, Vec<String>) {
+pub(crate) fn sort_key(key: &[String]) -> (Vec<(u8, i64, String)>, Vec<String>) {
     let order = key
         .iter()
         .map(|v| match v.parse::<f64>() {

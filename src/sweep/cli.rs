@@ -41,7 +41,7 @@ impl TrainArgs {
         }
         let sweep = spec.output_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         println!("run {} -> {}", spec.run_id(), spec.output_dir.display());
-        task::run_and_record(&sweep, &spec, Progress::Auto, !self.keep.no_keep)?;
+        task::run_and_record(&sweep, None, &spec, Progress::Auto, !self.keep.no_keep)?;
         Ok(())
     }
 
@@ -86,7 +86,7 @@ impl TaskArgs {
         let (sweep, runs) = super::load(&self.sweep, limit_unless_submitted(self.manifest.is_some()))?;
         let run = task::resolve(&self.sweep, &runs, self.index, self.manifest.as_deref())?;
         eprintln!("[gps] sweep {} run {} ({}), index {}", sweep.name, run.id, run.label(), self.index);
-        task::run_and_record(&sweep.name, &run.spec, Progress::Auto, !self.keep.no_keep)?;
+        task::run_and_record(&sweep.name, sweep.description.as_deref(), &run.spec, Progress::Auto, !self.keep.no_keep)?;
         Ok(())
     }
 }

@@ -33,6 +33,8 @@ pub struct SweepFile {
     pub text: String,
     /// `name:` or the file stem; names slurm/<name>/ and results/<name>/.
     pub name: String,
+    /// `description:`, free text; recorded in every result row for the report.
+    pub description: Option<String>,
     pub base: Value,
     pub axes: Vec<Axis>,
     pub exclude: Vec<ExcludeRule>,
@@ -67,6 +69,7 @@ impl SweepFile {
             path: path.to_path_buf(),
             text: text.to_string(),
             name: String::new(),
+            description: None,
             base: Value::Object(Default::default()),
             axes: Vec::new(),
             exclude: Vec::new(),
@@ -79,7 +82,11 @@ impl SweepFile {
             let json = |v: serde_norway::Value| -> Result<Value> { yaml::to_json(v).map_err(|e| anyhow!("{}: {}", at(&key, &e.key_path()), e.under(&key))) };
             match key.as_str() {
                 "name" => name = Some(value.as_str().map(str::to_string).ok_or_else(|| anyhow!("{}: `name` must be a string", at("name", "")))?),
-                "description" => {}
+                "description" => {
+                    let text =
+                        value.as_str().ok_or_else(|| anyhow!("{}: `description` must be a string (quote it, or use a `|` block)", at("description", "")))?;
+                    sweep.description = Some(text.trim().to_string()).filter(|t| !t.is_empty());
+                }
                 "base" => {
                     sweep.base = json(value)?;
                     if !sweep.base.is_object() && !sweep.base.is_null() {

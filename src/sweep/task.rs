@@ -15,17 +15,18 @@ pub fn checkpoint_dir(spec: &RunSpec) -> PathBuf {
     spec.output_dir.join("ckpt").join(spec.run_id())
 }
 
-/// Trains `spec` and records the outcome under its output dir. Returns the row's path.
+/// Trains `spec` and records the outcome under its output dir, with the sweep's description when
+/// it has one. Returns the row's path.
 /// Interrupted runs return the `Interrupted` error untouched (exit code 75 in main) and leave no
 /// record: their checkpoint is their record. Under SLURM a USR1 interruption (the time limit is
 /// near) requeues the array task first. A finished run keeps its final checkpoint (the trained
 /// model) unless `keep_checkpoint` is false.
-pub fn run_and_record(sweep: &str, spec: &RunSpec, progress: Progress, keep_checkpoint: bool) -> Result<PathBuf> {
+pub fn run_and_record(sweep: &str, description: Option<&str>, spec: &RunSpec, progress: Progress, keep_checkpoint: bool) -> Result<PathBuf> {
     let id = spec.run_id();
     let opts = TrainOptions { ckpt_dir: checkpoint_dir(spec), progress };
     match train::run(spec, &opts) {
         Ok(outcome) => {
-            let row = ResultRow::new(sweep, spec, &outcome);
+            let row = ResultRow { sweep_description: description.map(str::to_string), ..ResultRow::new(sweep, spec, &outcome) };
             let path = row::write_row(&spec.output_dir, &row).with_context(|| format!("run {id} finished but its result row could not be written"))?;
             eprintln!(
                 "[gps] run {id} done: probe top-1 {:.2}% (best, epoch {}), k-NN top-1 {:.2}%, {:.1} s -> {}",

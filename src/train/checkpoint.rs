@@ -30,6 +30,9 @@ pub struct LoopState {
     /// Loss sum and step count of the current, unfinished epoch.
     pub epoch_loss_sum: f64,
     pub epoch_loss_steps: u64,
+    /// Representation health per epoch (absent from checkpoints written before it was recorded).
+    #[serde(default)]
+    pub health: crate::eval::health::HealthHistory,
 }
 
 pub fn save(dir: &Path, state: &LoopState, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {

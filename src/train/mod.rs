@@ -53,6 +53,9 @@ pub struct RunOutcome {
     pub final_loss: f64,
     pub epoch_losses: Vec<f64>,
     pub epoch_probe_top1: Vec<f64>,
+    /// RankMe, alignment and uniformity at each evaluation.
+    #[serde(default)]
+    pub health: crate::eval::health::HealthHistory,
     pub epochs: usize,
     pub steps: u64,
     /// Whole run, preparation included.
@@ -177,6 +180,13 @@ mod tests {
         assert!(out.epoch_losses.iter().all(|l| l.is_finite()), "{method:?}: {:?}", out.epoch_losses);
         assert!(out.epoch_losses[2] < out.epoch_losses[0], "{method:?} loss did not fall: {:?}", out.epoch_losses);
         assert_eq!(out.positive_purity, 1.0);
+        // Health at every evaluated epoch (every_epochs = 1): a rank within the feature width,
+        // alignment of unit vectors in [0, 4], uniformity at most log(1) = 0.
+        let h = &out.health;
+        assert_eq!((h.epoch_rankme.len(), h.epoch_alignment.len(), h.epoch_uniformity.len()), (3, 3, 3));
+        assert!(h.epoch_rankme.iter().all(|r| (1.0..=256.0).contains(r)), "{method:?}: {:?}", h.epoch_rankme);
+        assert!(h.epoch_alignment.iter().all(|a| (0.0..=4.0).contains(a)), "{method:?}: {:?}", h.epoch_alignment);
+        assert!(h.epoch_uniformity.iter().all(|u| *u <= 0.0 && u.is_finite()), "{method:?}: {:?}", h.epoch_uniformity);
     }
 
     #[test]

@@ -40,6 +40,14 @@ impl Reporter {
         }
     }
 
+    /// A warning for the run log, printed in every mode (above the bar on a terminal).
+    pub fn warn(&self, msg: String) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{msg}")),
+            None => eprintln!("{msg}"),
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish();

@@ -11,6 +11,7 @@ use super::schedule::WarmupCosine;
 use super::{Interrupted, RunOutcome, TrainOptions, signals};
 use crate::augment::{Augmenter, view_pipelines};
 use crate::config::{Precision, RunSpec};
+use crate::eval::health::{Health, HealthPairs};
 use crate::eval::{self, FeatureExtractor};
 use crate::knn::{PositiveSampler, SplitMix64};
 use crate::model::{self, Backbone};
@@ -25,6 +26,7 @@ const STREAM_PERMUTATION: u64 = 1;
 const STREAM_POSITIVES: u64 = 2;
 const STREAM_AUG_ANCHOR: u64 = 3;
 const STREAM_AUG_POSITIVE: u64 = 4;
+const STREAM_HEALTH: u64 = 5;
 /// Read the loss back from the device this often (each read is a synchronisation).
 const LOSS_CHECK_EVERY: usize = 20;
 
@@ -71,6 +73,8 @@ pub struct Trainer<'a> {
     /// View 1's and view 2's pipelines (they differ for the authors' asymmetric baselines).
     augmenters: [Augmenter; 2],
     sampler: PositiveSampler,
+    /// The fixed positive pairs on which alignment and uniformity are measured.
+    health_pairs: HealthPairs,
     train_images: Tensor,
     train_labels: Tensor,
     train_labels_cpu: Vec<i64>,
@@ -148,6 +152,8 @@ impl<'a> Trainer<'a> {
         let guided = !matches!(spec.prior, crate::config::PriorSpec::None);
         let augmenters = view_pipelines(&spec.augmentation, spec.method, guided).map(|p| Augmenter::new(p, &mean, &std, device));
         let train_labels_cpu = data.train.labels_vec();
+        let sampler = PositiveSampler::new(data.table);
+        let health_pairs = HealthPairs::new(n, &sampler, spec.seed, STREAM_HEALTH, device);
         Ok(Trainer {
             spec,
             device,
@@ -157,7 +163,8 @@ impl<'a> Trainer<'a> {
             opt,
             schedule,
             augmenters,
-            sampler: PositiveSampler::new(data.table),
+            sampler,
+            health_pairs,
             train_images: data.train.images.to_device(device),
             train_labels: data.train.labels.to_device(device),
             train_labels_cpu,
@@ -198,6 +205,7 @@ impl<'a> Trainer<'a> {
         let epoch = state.epoch;
         eprintln!("resuming from {} (epoch {}, step {})", path.display(), state.epoch, state.global_step);
         self.state = state;
+        self.state.health.pad_to(epoch);
         Ok(Some(epoch))
     }
 
@@ -250,7 +258,12 @@ impl<'a> Trainer<'a> {
             self.state.epoch += 1;
             self.state.step_in_epoch = 0;
             let last = self.state.epoch == spec.epochs;
-            let acc = if last || self.state.epoch % spec.eval.every_epochs == 0 { self.probe_accuracy() } else { f64::NAN };
+            let evaluate = last || self.state.epoch % spec.eval.every_epochs == 0;
+            let (acc, health) = if evaluate { self.evaluate() } else { (f64::NAN, Health::NOT_EVALUATED) };
+            self.state.health.push(health);
+            if let Some(warning) = health.collapse_warning(self.backbone.out_dim(), self.state.epoch) {
+                reporter.warn(warning);
+            }
             self.state.epoch_probe_top1.push(acc);
             if acc > self.state.best_probe_top1 || self.state.best_epoch == 0 && acc.is_finite() {
                 self.state.best_probe_top1 = acc;
@@ -352,9 +365,12 @@ impl<'a> Trainer<'a> {
         FeatureExtractor { backbone: self.backbone.as_ref(), augmenter: &self.augmenters[0], channels_last: self.channels_last, autocast: self.autocast }
     }
 
-    fn probe_accuracy(&self) -> f64 {
-        let f = self.extractor().features(&self.test_images);
-        eval::probe_top1(&self.probe, &f, &self.test_labels)
+    /// Probe top-1 and representation health, from one pass over the test split.
+    fn evaluate(&self) -> (f64, Health) {
+        let ex = self.extractor();
+        let f = ex.features(&self.test_images);
+        let acc = eval::probe_top1(&self.probe, &f, &self.test_labels);
+        (acc, self.health_pairs.measure(&ex, &self.augmenters, &self.train_images, &f))
     }
 
     /// Final metrics: the weighted k-NN classifier needs the training features once.
@@ -374,6 +390,7 @@ impl<'a> Trainer<'a> {
             final_loss: s.epoch_losses.last().copied().unwrap_or(f64::NAN),
             epoch_losses: s.epoch_losses.clone(),
             epoch_probe_top1: s.epoch_probe_top1.clone(),
+            health: s.health.clone(),
             epochs: s.epoch,
             steps: s.global_step,
             wall_s: started.elapsed().as_secs_f64(),
