@@ -154,7 +154,7 @@ fn tally_list(items: &[(String, usize)], missing: &str, limit: usize) -> String 
 fn provenance(report: &Report, frame: &DataFrame) -> Result<String> {
     let mut s = String::from("<section id=\"provenance\">\n<h2>Where these rows come from</h2>\n");
     for (sweep, _) in tally(frame, "sweep")? {
-        let own = frame.clone().lazy().filter(col("sweep").cast(DataType::String).eq(lit(sweep.as_str()))).collect()?;
+        let own = frame.filter(&super::table::equals(frame, "sweep", &sweep)?)?;
         let text: Vec<String> = tally(&own, "sweep_description")?.into_iter().map(|(d, _)| d).filter(|d| d != "–").collect();
         let _ = writeln!(
             s,

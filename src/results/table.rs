@@ -329,12 +329,19 @@ impl Rows {
 
     /// The finished runs (`status` ok) that pass every `column=value` filter.
     pub fn selected(&self, filters: &[(String, String)]) -> Result<DataFrame> {
-        let mut lf = self.frame.clone().lazy().filter(col("status").eq(lit("ok")));
+        let context = || format!("cannot filter the result rows under {}", self.dir.display());
+        let mut keep = equals(&self.frame, "status", "ok").with_context(context)?;
         for (name, value) in filters {
-            lf = lf.filter(col(name.as_str()).cast(DataType::String).eq(lit(value.as_str())));
+            keep = &keep & &equals(&self.frame, name, value).with_context(context)?;
         }
-        lf.collect().map_err(anyhow::Error::from).with_context(|| format!("cannot filter the result rows under {}", self.dir.display()))
+        self.frame.filter(&keep).map_err(anyhow::Error::from).with_context(context)
     }
+}
+
+/// Rows of `frame` whose `column`, read as text, is `value` (null is no value).
+pub fn equals(frame: &DataFrame, column: &str, value: &str) -> Result<BooleanChunked> {
+    let text = frame.column(column)?.cast(&DataType::String)?;
+    Ok(text.str()?.equal(value).fill_null_with_values(false)?)
 }
 
 /// The value of `keys` in each row of `frame`, as text (null: `–`), for grouping and display.
