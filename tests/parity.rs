@@ -477,9 +477,8 @@ fn a_simclr_training_step_matches_solo_learn() {
     assert_close("NT-Xent loss", &losses.ssl.detach().reshape([1]), get(&t, "nce_loss"), 0.0, 1e-5);
     assert_close("probe loss", &losses.probe.detach().reshape([1]), get(&t, "class_loss"), 0.0, 1e-5);
     let mut opt = Optimizer::new(gps_ssl::config::OptimizerKind::Lars, step::param_groups(&vs, 1e-4, 0.1 / 0.4), 0.9, 0.02);
-    opt.zero_grad();
-    (&losses.ssl + &losses.probe).backward();
-    opt.step(0.4);
+    // As the trainer steps: gradients straight from autograd into the update (set_to_none).
+    opt.backward_step(&(&losses.ssl + &losses.probe), 0.4);
     let mut checked = 0;
     for (name, v) in vs.variables() {
         let v = v.detach().to_kind(Kind::Double);

@@ -54,9 +54,7 @@ pub fn train_and_test(train: &Tensor, train_labels: &Tensor, test: &Tensor, test
         for s in 0..steps_per_epoch {
             let idx = order.narrow(0, s * b, b.min(n - s * b));
             let loss = head.forward(&train.index_select(0, &idx)).cross_entropy_for_logits(&train_labels.index_select(0, &idx));
-            opt.zero_grad();
-            loss.backward();
-            opt.step(schedule.lr(step));
+            opt.backward_step(&loss, schedule.lr(step));
             step += 1;
         }
     }

@@ -1,6 +1,8 @@
 //! `gps bench train`: samples per second of one run's training step, and with
 //! `--compare-pytorch` the same step in plain PyTorch (scripts/bench/pytorch_step.py) in the same
-//! call, alternating, so the two figures share the machine's state.
+//! call, alternating, so the two figures share the machine's state. Each round of either side is
+//! a fresh process: a second trainer built in a process that already ran one measured up to 15%
+//! slower than the first (the allocator's state), which PyTorch's fresh processes never pay.
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
@@ -28,7 +30,13 @@ pub struct TrainBenchArgs {
     /// With --compare-pytorch: gps, PyTorch, gps, PyTorch, ... this many times; the best of each.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Print the measurement as one JSON line (what a --compare-pytorch round reads).
+    #[arg(long, hide = true)]
+    json: bool,
 }
+
+/// The line a `--json` measurement starts with.
+const JSON_PREFIX: &str = "bench-report ";
 
 impl TrainBenchArgs {
     pub fn run(self) -> Result<()> {
@@ -44,6 +52,10 @@ impl TrainBenchArgs {
         );
         if !self.compare_pytorch {
             let r = super::bench(&run, self.warmup, self.steps)?;
+            if self.json {
+                println!("{JSON_PREFIX}{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
             println!("train step {label} on {}: {:.0} samples/s ({:.2} s per 50k-image epoch)", r.device, r.samples_per_s, 50_000.0 / r.samples_per_s);
             return Ok(());
         }
@@ -51,7 +63,7 @@ impl TrainBenchArgs {
         let (mut ours, mut theirs) = (0f64, 0f64);
         let mut device = String::new();
         for round in 0..self.rounds.max(1) {
-            let r = super::bench(&run, self.warmup, self.steps)?;
+            let r = self.bench_in_child()?;
             device = r.device.clone();
             let cmd = self.pytorch_command(&reference, &r)?;
             let t = run_pytorch(cmd)?;
@@ -64,6 +76,26 @@ impl TrainBenchArgs {
         println!("PyTorch: {theirs:9.1} samples/s ({})", self.pytorch_script.display());
         println!("ratio gps/PyTorch: {:.3} (best of {} rounds each, alternating)", ours / theirs, self.rounds.max(1));
         Ok(())
+    }
+
+    /// One `gps` round in a fresh process of this binary (see the module's note).
+    fn bench_in_child(&self) -> Result<super::BenchReport> {
+        let exe = std::env::current_exe().context("--compare-pytorch: cannot locate the gps binary")?;
+        let out = Command::new(&exe)
+            .args(["bench", "train", "--json", "--warmup", &self.warmup.to_string(), "--steps", &self.steps.to_string()])
+            .arg(&self.spec)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("--compare-pytorch: cannot start {}", exe.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!("--compare-pytorch: the gps round failed ({}):\n{stdout}", out.status);
+        }
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(JSON_PREFIX))
+            .with_context(|| format!("--compare-pytorch: no measurement in the gps round's output:\n{stdout}"))?;
+        serde_json::from_str(line).context("--compare-pytorch: the gps round's measurement")
     }
 
     fn pytorch_command(&self, reference: &[String], r: &super::BenchReport) -> Result<Command> {

@@ -4,10 +4,12 @@
 //! memory layout, channels-last included), so an update is about 25 whole-buffer kernels instead
 //! of a dozen per parameter: on a GPU a per-parameter LARS costs ~900 kernel launches per
 //! ResNet-18 step, a sizeable share of a 14 ms step. Per-tensor norms come from segment sums
-//! (in float64: see `segment_sum`).
+//! (in float64: see `segment_sum`). On the CPU the same update runs as two fused passes over
+//! host memory instead (`host_lars`): there, whole-buffer kernels cost memory traffic, not launches.
 
+use super::host_lars::{self, Hyper, Segment};
 use crate::model::flat_params::{Layout, flatten_as, rebind_into_flat};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 const EPS: f64 = 1e-8;
 
@@ -23,6 +25,17 @@ pub struct FlatGroup {
     segment: Tensor,
     /// Per parameter: ndim ≠ 1 (biases and norm parameters get no LARS scaling, no decay).
     is_matrix: Tensor,
+    /// The same, for the host kernel.
+    segments: Vec<Segment>,
+}
+
+/// Which implementation of the update runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kernel {
+    /// Whole-buffer tensor ops (any device; the GPU's).
+    Tensors,
+    /// Fused passes over host memory (float32 on the CPU).
+    Host,
 }
 
 impl FlatGroup {
@@ -37,7 +50,16 @@ impl FlatGroup {
         let segment = ids.repeat_interleave_self_tensor(&lengths, 0, offset);
         let is_matrix = Tensor::from_slice(&params.iter().map(|p| p.dim() != 1).collect::<Vec<bool>>()).to_device(device);
         let buf = values.zeros_like();
-        FlatGroup { params, layouts, values, buf, lengths, segment, is_matrix }
+        let mut offset = 0;
+        let segments = params
+            .iter()
+            .map(|p| {
+                let len = p.numel();
+                offset += len;
+                Segment { offset: offset - len, len, is_matrix: p.dim() != 1 }
+            })
+            .collect();
+        FlatGroup { params, layouts, values, buf, lengths, segment, is_matrix, segments }
     }
 
     /// Per-parameter sums of `x`, accumulated in float64: segment_reduce adds a segment's
@@ -47,22 +69,37 @@ impl FlatGroup {
         Tensor::segment_reduce(&x.to_kind(Kind::Double), "sum", Some(&self.lengths), None::<&Tensor>, None::<&Tensor>, 0, false, 0.0).to_kind(Kind::Float)
     }
 
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
     /// solo-learn's LARS (clip_lr, exclude_bias_n_norm) when `lars`, else momentum SGD with the
     /// same exclusions: per matrix r = min(η‖p‖/(‖g‖ + wd‖p‖ + ε)/lr, 1) when both norms are
     /// non-zero and d = (g + wd·p)·r, else d = g; buf = μ·buf + d; p −= lr·buf.
-    pub fn step(&mut self, lr: f64, wd: f64, momentum: f64, eta: f64, lars: bool) {
+    ///
+    /// `grads`: one per parameter, in order (an undefined tensor counts as a zero gradient). The
+    /// kernel is the one that suits the group's device.
+    pub fn step(&mut self, grads: &[Tensor], lr: f64, wd: f64, momentum: f64, eta: f64, lars: bool) {
+        let kernel = if self.values.device() == Device::Cpu && self.values.kind() == Kind::Float { Kernel::Host } else { Kernel::Tensors };
+        self.step_with(kernel, grads, lr, wd, momentum, eta, lars);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_with(&mut self, kernel: Kernel, grads: &[Tensor], lr: f64, wd: f64, momentum: f64, eta: f64, lars: bool) {
+        assert_eq!(grads.len(), self.params.len(), "one gradient per parameter");
         if self.params.is_empty() {
             return;
         }
         let _guard = tch::no_grad_guard();
+        if kernel == Kernel::Host {
+            return self.step_host(grads, &Hyper { lr, weight_decay: wd, momentum, eta, lars });
+        }
         let grads: Vec<Tensor> = self
             .params
             .iter()
             .zip(&self.layouts)
-            .map(|(p, &l)| {
-                let g = p.grad();
-                if g.defined() { flatten_as(&g.to_kind(Kind::Float), l) } else { Tensor::zeros([p.numel() as i64], (Kind::Float, p.device())) }
-            })
+            .zip(grads)
+            .map(|((p, &l), g)| if g.defined() { flatten_as(&g.to_kind(Kind::Float), l) } else { Tensor::zeros([p.numel() as i64], (Kind::Float, p.device())) })
             .collect();
         let g = Tensor::cat(&grads, 0);
         let (ratio, decay) = if lars {
@@ -80,6 +117,33 @@ impl FlatGroup {
         self.values -= &self.buf * lr;
     }
 
+    fn step_host(&mut self, grads: &[Tensor], h: &Hyper) {
+        // Each gradient as float32 in its parameter's element order: a view when the layout
+        // holds (always, for gradients autograd produced), a copy otherwise.
+        let grads: Vec<Option<Tensor>> =
+            grads.iter().zip(&self.layouts).map(|(g, &l)| g.defined().then(|| flatten_as(&g.to_kind(Kind::Float), l).contiguous())).collect();
+        let slices: Vec<Option<&[f32]>> = grads
+            .iter()
+            .zip(&self.segments)
+            .map(|(g, s)| {
+                g.as_ref().map(|g| {
+                    assert_eq!(g.numel(), s.len);
+                    // SAFETY: a contiguous float32 CPU tensor of s.len elements, alive in `grads`.
+                    unsafe { std::slice::from_raw_parts(g.data_ptr() as *const f32, s.len) }
+                })
+            })
+            .collect();
+        let n = self.values.numel();
+        assert!(self.values.is_contiguous() && self.buf.is_contiguous() && self.buf.numel() == n);
+        // SAFETY: `values` and `buf` are distinct contiguous float32 CPU buffers of n elements
+        // owned by this group; nothing else reads or writes them during the step (no autograd
+        // graph is alive between backward and the next forward).
+        let (values, buf) = unsafe {
+            (std::slice::from_raw_parts_mut(self.values.data_ptr() as *mut f32, n), std::slice::from_raw_parts_mut(self.buf.data_ptr() as *mut f32, n))
+        };
+        host_lars::step(values, buf, &slices, &self.segments, h, tch::get_num_threads().max(1) as usize);
+    }
+
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             p.zero_grad();
@@ -92,5 +156,57 @@ impl FlatGroup {
 
     pub fn momentum_buffer_mut(&mut self) -> &mut Tensor {
         &mut self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::nn::{self, ModuleT};
+
+    /// The host kernel (what CPUs run) and the tensor kernel (what GPUs run) agree step for step,
+    /// LARS and SGD, on a network with a channels-last convolution, biases, norms and a
+    /// parameter without a gradient.
+    #[test]
+    fn host_and_tensor_kernels_agree() {
+        for lars in [true, false] {
+            let build = || {
+                tch::manual_seed(3);
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = nn::seq_t()
+                    .add(nn::conv2d(vs.root() / "c1", 3, 8, 3, Default::default()))
+                    .add(nn::batch_norm2d(vs.root() / "bn", 8, Default::default()))
+                    .add_fn(|x| x.relu().mean_dim([2i64, 3].as_slice(), false, Kind::Float))
+                    .add(nn::linear(vs.root() / "fc", 8, 4, Default::default()));
+                let _unused = vs.root().var("unused", &[5, 2], nn::Init::Const(0.5));
+                crate::model::vars_to_channels_last(&vs);
+                let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+                vars.sort_by(|a, b| a.0.cmp(&b.0));
+                let group = FlatGroup::new(vars.into_iter().map(|(_, t)| t).collect());
+                (vs, net, group)
+            };
+            let (vs_a, net_a, mut a) = build();
+            let (mut vs_b, net_b, mut b) = build();
+            // The same start whatever other test threads draw from libtorch's global generator.
+            vs_b.copy(&vs_a).unwrap();
+            let x = Tensor::randn([6, 3, 7, 7], (Kind::Float, Device::Cpu));
+            let y = Tensor::from_slice(&[0i64, 1, 2, 3, 0, 1]);
+            for step in 0..4 {
+                let lr = 0.4 / (step + 1) as f64;
+                for (group, net, kernel) in [(&mut a, &net_a, Kernel::Host), (&mut b, &net_b, Kernel::Tensors)] {
+                    group.zero_grad();
+                    net.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
+                    let grads: Vec<Tensor> = group.params().iter().map(|p| p.grad()).collect();
+                    assert_eq!(grads.iter().filter(|g| !g.defined()).count(), 1, "the unused parameter has no gradient");
+                    group.step_with(kernel, &grads, lr, 1e-2, 0.9, 0.02, lars);
+                }
+            }
+            let (va, vb) = (vs_a.variables(), vs_b.variables());
+            assert_eq!(va.len(), vb.len());
+            for (name, p) in &va {
+                assert!(p.allclose(&vb[name], 1e-5, 1e-6, false), "lars={lars} {name}: {p:?} vs {:?}", vb[name]);
+            }
+            assert!(a.momentum_buffer().allclose(b.momentum_buffer(), 1e-5, 1e-6, false));
+        }
     }
 }

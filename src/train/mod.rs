@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod cli;
 mod flat_lars;
+mod host_lars;
 pub mod optimizer;
 mod prepare;
 mod progress;
@@ -100,7 +101,7 @@ pub fn run_prepared(spec: &RunSpec, opts: &TrainOptions, data: Prepared, device:
 }
 
 /// What `bench` measured, and what a reference loop needs to run the same step.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BenchReport {
     pub samples_per_s: f64,
     pub device: String,

@@ -28,6 +28,15 @@ enum GroupState {
     Adam { params: Vec<Tensor>, moments: Vec<[Tensor; 2]>, lr_scale: f64, weight_decay: f64 },
 }
 
+impl GroupState {
+    fn params(&self) -> &[Tensor] {
+        match self {
+            GroupState::Flat { group, .. } => group.params(),
+            GroupState::Adam { params, .. } => params,
+        }
+    }
+}
+
 const EPS: f64 = 1e-8;
 
 impl Optimizer {
@@ -54,19 +63,34 @@ impl Optimizer {
         }
     }
 
-    /// One update with the schedule's learning rate `lr`.
+    /// One update from the parameters' accumulated `.grad`, with the schedule's learning rate.
     pub fn step(&mut self, lr: f64) {
+        let grads = self.groups.iter().map(|g| g.params().iter().map(|p| p.grad()).collect()).collect();
+        self.apply(grads, lr);
+    }
+
+    /// PyTorch's `zero_grad(set_to_none=True); loss.backward(); step()`: the gradients of `loss`
+    /// with respect to every parameter come back from autograd as fresh tensors and go straight
+    /// into the update. Zeroing `.grad` and accumulating into it would cost two more passes over
+    /// every parameter's gradient per step (memory traffic that shows on a CPU).
+    pub fn backward_step(&mut self, loss: &Tensor, lr: f64) {
+        let params: Vec<&Tensor> = self.groups.iter().flat_map(|g| g.params()).collect();
+        let mut grads = Tensor::run_backward(&[loss], &params, false, false).into_iter();
+        let grads = self.groups.iter().map(|g| grads.by_ref().take(g.params().len()).collect()).collect();
+        self.apply(grads, lr);
+    }
+
+    fn apply(&mut self, grads: Vec<Vec<Tensor>>, lr: f64) {
         let _guard = tch::no_grad_guard();
         self.steps += 1;
         let lars = self.kind == OptimizerKind::Lars;
-        for g in &mut self.groups {
+        for (g, grads) in self.groups.iter_mut().zip(grads) {
             match g {
-                GroupState::Flat { group, lr_scale, weight_decay } => group.step(lr * *lr_scale, *weight_decay, self.momentum, self.eta, lars),
+                GroupState::Flat { group, lr_scale, weight_decay } => group.step(&grads, lr * *lr_scale, *weight_decay, self.momentum, self.eta, lars),
                 GroupState::Adam { params, moments, lr_scale, weight_decay } => {
-                    for (p, [m, v]) in params.iter().zip(moments.iter()) {
-                        let grad = p.grad();
+                    for ((p, [m, v]), grad) in params.iter().zip(moments.iter()).zip(&grads) {
                         if grad.defined() {
-                            adamw_update(p, &grad, m, v, lr * *lr_scale, *weight_decay, self.steps);
+                            adamw_update(p, grad, m, v, lr * *lr_scale, *weight_decay, self.steps);
                         }
                     }
                 }
@@ -232,6 +256,36 @@ mod tests {
             for (a, b) in sorted(&vs_a).iter().zip(sorted(&vs_b).iter()) {
                 assert!(a.allclose(b, 1e-5, 1e-6, false), "{kind:?}: {a:?} vs {b:?}");
             }
+        }
+    }
+
+    /// `backward_step` (gradients straight from autograd) takes the same steps as zeroing
+    /// `.grad`, `backward()` and `step`, and leaves `.grad` alone.
+    #[test]
+    fn backward_step_equals_backward_then_step() {
+        for kind in [OptimizerKind::Lars, OptimizerKind::Sgd, OptimizerKind::Adamw] {
+            let w0 = Tensor::from_slice(&[0.5f32, -1.0, 2.0, 0.25, 1.5, -0.75]).view([2, 3]);
+            let b0 = Tensor::from_slice(&[0.1f32, -0.2]);
+            let x = Tensor::from_slice(&[1f32, 2., 3., -1., 0.5, 0.25]).view([2, 3]);
+            let make = || {
+                let (w, b) = (w0.copy().set_requires_grad(true), b0.copy().set_requires_grad(true));
+                let opt =
+                    Optimizer::new(kind, vec![ParamGroup { params: vec![w.shallow_clone(), b.shallow_clone()], lr_scale: 1.0, weight_decay: 0.01 }], 0.9, 0.02);
+                (w, b, opt)
+            };
+            let loss = |w: &Tensor, b: &Tensor| (x.mm(&w.transpose(0, 1)) + b).tanh().square().sum(Kind::Float);
+            let (w1, b1, mut direct) = make();
+            let (w2, b2, mut accumulated) = make();
+            for step in 0..3 {
+                let lr = 0.5 / (step + 1) as f64;
+                direct.backward_step(&loss(&w1, &b1), lr);
+                accumulated.zero_grad();
+                loss(&w2, &b2).backward();
+                accumulated.step(lr);
+            }
+            assert!(!w1.grad().defined() && !b1.grad().defined(), "{kind:?}: backward_step leaves .grad unset");
+            assert!(w1.allclose(&w2, 1e-6, 1e-7, false) && b1.allclose(&b2, 1e-6, 1e-7, false), "{kind:?}");
+            assert!(!w1.allclose(&w0, 1e-3, 1e-3, false), "{kind:?}: the weights moved");
         }
     }
 

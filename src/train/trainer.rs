@@ -311,9 +311,7 @@ impl<'a> Trainer<'a> {
         let losses = super::step::losses(self.backbone.as_ref(), self.method.as_mut(), &self.probe, [&x1, &x2], [&y1, &y2], self.autocast);
         let (ssl_loss, probe_loss) = (losses.ssl, losses.probe);
         let total = &ssl_loss + &probe_loss;
-        self.opt.zero_grad();
-        total.backward();
-        self.opt.step(self.schedule.lr(step));
+        self.opt.backward_step(&total, self.schedule.lr(step));
         self.method.after_step((step + 1) as f64 / self.total_steps.max(1) as f64);
         self.pending_loss += ssl_loss.detach().to_kind(Kind::Float);
         self.pending_steps += 1;
