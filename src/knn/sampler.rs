@@ -87,7 +87,9 @@ impl PositiveSampler {
         let mut draw = |a: u32| a as usize * k + if k == 1 { 0 } else { rng.below(k as u32) as usize };
         out.clear();
         out.reserve(anchors.len());
-        if std::mem::size_of_val(idx) < PREFETCH_MIN_BYTES {
+        // k = 1 draws nothing: the reads are independent and the core's out-of-order window
+        // already keeps dozens in flight (plain 642 M/s against 554 M/s prefetched, N = 1.28M).
+        if k == 1 || std::mem::size_of_val(idx) < PREFETCH_MIN_BYTES {
             out.extend(anchors.iter().map(|&a| idx[draw(a)]));
             return;
         }
