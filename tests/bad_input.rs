@@ -467,7 +467,7 @@ fn mutate(text: &str, rng: &mut SplitMix64) -> String {
         5 => chars[..pick(rng, chars.len() + 1)].iter().collect(),
         6 if !lines.is_empty() => {
             let i = pick(rng, lines.len());
-            lines[i] = if rng.next_u64() % 2 == 0 { format!("  {}", lines[i]) } else { lines[i].trim_start().to_string() };
+            lines[i] = if rng.next_u64().is_multiple_of(2) { format!("  {}", lines[i]) } else { lines[i].trim_start().to_string() };
             lines.join("\n")
         }
         _ => {
@@ -641,10 +641,10 @@ fn meaning_kept(text: &str, sweep: &SweepFile, runs: &[PlannedRun]) -> Result<()
             }
         }
     }
-    if let Some(name) = yaml_get(&raw, "name").and_then(|n| n.as_str()) {
-        if name != sweep.name {
-            return Err(format!("name {name:?} read as {:?}", sweep.name));
-        }
+    if let Some(name) = yaml_get(&raw, "name").and_then(|n| n.as_str())
+        && name != sweep.name
+    {
+        return Err(format!("name {name:?} read as {:?}", sweep.name));
     }
     Ok(())
 }

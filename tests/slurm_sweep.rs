@@ -179,7 +179,7 @@ fn sweep_on_a_real_slurm() {
     let distinct: std::collections::BTreeSet<usize> = epochs.iter().copied().collect();
     assert!(distinct.len() >= 2, "the watch shows the epochs advancing: {epochs:?}\n{seen}");
     assert!(epochs.windows(2).all(|p| p[0] <= p[1]), "a resumed run goes on from its checkpoint's epoch: {epochs:?}");
-    let last_summary = seen.lines().filter(|l| l.starts_with("sweep requeue: ")).last().unwrap_or_default();
+    let last_summary = seen.lines().rfind(|l| l.starts_with("sweep requeue: ")).unwrap_or_default();
     assert_eq!(last_summary, "sweep requeue: 1 done, 0 running, 0 pending, 0 failed, 0 missing", "{seen}");
     assert!(seen.trim_end().ends_with("1 done, 0 running, 0 pending, 0 failed, 0 missing"), "the final status table closes the watch:\n{seen}");
 
@@ -218,10 +218,11 @@ fn sbatch_defined_options(args: &[&str]) -> (Vec<(String, String)>, bool, String
             inside = true;
         } else if line.starts_with("end of defined options") {
             inside = false;
-        } else if inside && !line.starts_with("---") {
-            if let Some((name, value)) = line.split_once(" : ") {
-                options.push((name.trim().to_string(), value.trim().to_string()));
-            }
+        } else if inside
+            && !line.starts_with("---")
+            && let Some((name, value)) = line.split_once(" : ")
+        {
+            options.push((name.trim().to_string(), value.trim().to_string()));
         }
     }
     (options, out.status.success(), text)

@@ -369,10 +369,10 @@ impl RunSpec {
                 bail!("field `{field}`: {x} is not a finite number");
             }
         }
-        if let Some(s) = self.augmentation.strength {
-            if !(0.0..=1.0).contains(&s) {
-                bail!("field `augmentation.strength`: {s} is outside [0, 1]");
-            }
+        if let Some(s) = self.augmentation.strength
+            && !(0.0..=1.0).contains(&s)
+        {
+            bail!("field `augmentation.strength`: {s} is outside [0, 1]");
         }
         for (field, value) in [
             ("optimizer.lr", o.lr),

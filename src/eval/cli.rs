@@ -53,7 +53,7 @@ impl LinearArgs {
         if self.epochs == 0 || self.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             bail!("--lr must be a positive number and --weight-decay a non-negative one");
         }
         let started = Instant::now();

@@ -113,7 +113,7 @@ impl SamplerBenchArgs {
             }
         }
         let s = t.elapsed().as_secs_f64();
-        println!("sampler n={n} k={k} batch={batch}: {:.1} M positives/s (one thread; table {} MB; target >= 100)", drawn as f64 / s / 1e6, n * k * 4 >> 20);
+        println!("sampler n={n} k={k} batch={batch}: {:.1} M positives/s (one thread; table {} MB; target >= 100)", drawn as f64 / s / 1e6, (n * k * 4) >> 20);
         Ok(())
     }
 }

@@ -76,7 +76,7 @@ pub fn compare(table: &Table, query: &CompareQuery) -> Result<Comparison> {
     values.dedup();
     let reference = match &query.reference {
         Some(r) => {
-            if !values.iter().any(|v| *v == r) {
+            if !values.contains(&r) {
                 let listed: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
                 bail!("--compare {}={r}: no finished run has {} = {r}; its values here: {}", query.column, query.column, listed.join(", "));
             }

@@ -201,10 +201,10 @@ fn parse_zip(value: serde_norway::Value, at: &dyn Fn(&str) -> String) -> Result<
         let mut columns = Vec::new();
         for (key, values) in map {
             let values = list_of(values);
-            if let Some(first) = columns.first().map(Vec::len) {
-                if values.len() != first {
-                    bail!("{}: zip group: `{key}` has {} values but `{}` has {first}; zipped lists must have equal length", at(&key), values.len(), keys[0]);
-                }
+            if let Some(first) = columns.first().map(Vec::len)
+                && values.len() != first
+            {
+                bail!("{}: zip group: `{key}` has {} values but `{}` has {first}; zipped lists must have equal length", at(&key), values.len(), keys[0]);
             }
             if values.is_empty() {
                 bail!("{}: zip axis `{key}` has no values", at(&key));

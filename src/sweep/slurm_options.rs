@@ -119,16 +119,16 @@ impl SlurmOptions {
     pub fn validate(&self) -> Result<()> {
         let name_chars = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
         for (field, value) in [("partition", &self.partition), ("account", &self.account), ("qos", &self.qos)] {
-            if let Some(v) = value {
-                if v.is_empty() || !v.chars().all(name_chars) {
-                    return invalid(field, format!("{v:?} may contain only letters, digits, `.`, `_` and `-`"));
-                }
+            if let Some(v) = value
+                && (v.is_empty() || !v.chars().all(name_chars))
+            {
+                return invalid(field, format!("{v:?} may contain only letters, digits, `.`, `_` and `-`"));
             }
         }
-        if let Some(t) = &self.time {
-            if !is_slurm_time(t) {
-                return invalid("time", format!("{t:?} is not a SLURM time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)"));
-            }
+        if let Some(t) = &self.time
+            && !is_slurm_time(t)
+        {
+            return invalid("time", format!("{t:?} is not a SLURM time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)"));
         }
         if let Some(g) = &self.gres {
             let ok = !g.is_empty() && g.split(',').all(|one| !one.is_empty() && one.split(':').all(|p| !p.is_empty() && p.chars().all(name_chars)));
@@ -228,10 +228,10 @@ fn is_slurm_time(t: &str) -> bool {
         Some((d, rest)) => (Some(d), rest),
         None => (None, t),
     };
-    if let Some(d) = days {
-        if !all_digits(d) {
-            return false;
-        }
+    if let Some(d) = days
+        && !all_digits(d)
+    {
+        return false;
     }
     let parts: Vec<&str> = clock.split(':').collect();
     let max_parts = 3;

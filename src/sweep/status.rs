@@ -168,10 +168,10 @@ fn state_of(run: &PlannedRun, queued: Option<&QueuedTask>, progress: Option<&Pro
     let stalled =
         |job: &str| progress.filter(|p| p.is_stalled(now)).map(|p| RunState::Stalled { job: job.to_string(), idle_s: p.age_s(now), epoch_s: p.epoch_s });
     if let Some(q) = queued.filter(|q| q.record.is_active()) {
-        if q.record.state == "RUNNING" {
-            if let Some(s) = stalled(&q.task) {
-                return s;
-            }
+        if q.record.state == "RUNNING"
+            && let Some(s) = stalled(&q.task)
+        {
+            return s;
         }
         let mut reason = q.record.reason.clone();
         if q.record.restarts > 0 {

@@ -191,13 +191,11 @@ impl ProgressWriter {
         }
         r.updated_at = host::unix_now();
         self.last_write = Some(Instant::now());
-        if let Err(e) = write_record(&self.dir, &self.record) {
-            if !self.warned {
-                eprintln!(
-                    "warning: cannot write the progress record ({e:#}); training goes on, but `gps sweep status --watch` will not show this run's progress"
-                );
-                self.warned = true;
-            }
+        if let Err(e) = write_record(&self.dir, &self.record)
+            && !self.warned
+        {
+            eprintln!("warning: cannot write the progress record ({e:#}); training goes on, but `gps sweep status --watch` will not show this run's progress");
+            self.warned = true;
         }
     }
 }

@@ -258,7 +258,7 @@ impl<'a> Trainer<'a> {
             self.state.epoch += 1;
             self.state.step_in_epoch = 0;
             let last = self.state.epoch == spec.epochs;
-            let evaluate = last || self.state.epoch % spec.eval.every_epochs == 0;
+            let evaluate = last || self.state.epoch.is_multiple_of(spec.eval.every_epochs);
             let (acc, health) = if evaluate { self.evaluate() } else { (f64::NAN, Health::NOT_EVALUATED) };
             self.state.health.push(health);
             if let Some(warning) = health.collapse_warning(self.backbone.out_dim(), self.state.epoch) {
@@ -281,7 +281,7 @@ impl<'a> Trainer<'a> {
                 self.schedule.lr(self.state.global_step)
             ));
             // The last epoch's checkpoint is the trained model `gps export` and `gps eval linear` read.
-            if last || spec.checkpoint_every > 0 && self.state.epoch % spec.checkpoint_every == 0 {
+            if last || spec.checkpoint_every > 0 && self.state.epoch.is_multiple_of(spec.checkpoint_every) {
                 self.save_checkpoint(&opts.ckpt_dir)?;
             }
             record.write(&self.state, Phase::Training);
