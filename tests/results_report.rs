@@ -35,13 +35,7 @@ fn outcome(acc: f64) -> RunOutcome {
 }
 
 fn spec(dir: &Path, method: gps_ssl::config::Method, prior: PriorSpec, k: usize, seed: u64) -> RunSpec {
-    let mut s = RunSpec::default();
-    s.method = method;
-    s.prior = prior;
-    s.k = k;
-    s.seed = seed;
-    s.output_dir = dir.to_path_buf();
-    s
+    RunSpec { method, prior, k, seed, output_dir: dir.to_path_buf(), ..RunSpec::default() }
 }
 
 #[test]

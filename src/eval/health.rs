@@ -56,7 +56,7 @@ pub fn rankme(features: &Tensor) -> f64 {
     // torch.svd without U and V (tch's linalg_svdvals always passes a CUDA-only driver name).
     let (_, s, _) = features.to_kind(Kind::Double).svd(true, false);
     let total = s.sum(Kind::Double).double_value(&[]);
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return if total == 0.0 { 1.0 } else { f64::NAN }; // all-zero features: one (degenerate) direction at most
     }
     let p = s / total + RANKME_EPS;

@@ -62,7 +62,7 @@ pub fn best_rows(table: &Table) -> Vec<Option<Best>> {
 /// Decimals for a value of this size: two for percentages and anything of order one or more,
 /// three significant digits below (an alignment of 0.0031 must not read 0.00).
 fn decimals(metric: &str, x: f64) -> usize {
-    if is_fraction(metric) || !(x.abs() > 0.0) || !x.is_finite() { 2 } else { (2 - x.abs().log10().floor() as i64).clamp(2, 8) as usize }
+    if is_fraction(metric) || x == 0.0 || !x.is_finite() { 2 } else { (2 - x.abs().log10().floor() as i64).clamp(2, 8) as usize }
 }
 
 fn number(metric: &str, cell: &Cell, pm: &str) -> String {

@@ -159,6 +159,18 @@ impl FlatGroup {
     }
 }
 
+/// The optimizer tests' network: a convolution (its 4-D weight channels-last once
+/// `vars_to_channels_last` ran), batch norm, ReLU, global pooling and a linear layer with a bias.
+#[cfg(test)]
+pub(super) fn test_network(vs: &tch::nn::VarStore) -> tch::nn::SequentialT {
+    use tch::nn;
+    nn::seq_t()
+        .add(nn::conv2d(vs.root() / "c1", 3, 8, 3, Default::default()))
+        .add(nn::batch_norm2d(vs.root() / "bn", 8, Default::default()))
+        .add_fn(|x| x.relu().mean_dim([2i64, 3].as_slice(), false, Kind::Float))
+        .add(nn::linear(vs.root() / "fc", 8, 4, Default::default()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,11 +185,7 @@ mod tests {
             let build = || {
                 tch::manual_seed(3);
                 let vs = nn::VarStore::new(Device::Cpu);
-                let net = nn::seq_t()
-                    .add(nn::conv2d(vs.root() / "c1", 3, 8, 3, Default::default()))
-                    .add(nn::batch_norm2d(vs.root() / "bn", 8, Default::default()))
-                    .add_fn(|x| x.relu().mean_dim([2i64, 3].as_slice(), false, Kind::Float))
-                    .add(nn::linear(vs.root() / "fc", 8, 4, Default::default()));
+                let net = test_network(&vs);
                 let _unused = vs.root().var("unused", &[5, 2], nn::Init::Const(0.5));
                 crate::model::vars_to_channels_last(&vs);
                 let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();

@@ -219,11 +219,7 @@ mod tests {
             let build = |seed: i64| {
                 tch::manual_seed(seed);
                 let vs = nn::VarStore::new(Device::Cpu);
-                let net = nn::seq_t()
-                    .add(nn::conv2d(vs.root() / "c1", 3, 8, 3, Default::default()))
-                    .add(nn::batch_norm2d(vs.root() / "bn", 8, Default::default()))
-                    .add_fn(|x| x.relu().mean_dim([2i64, 3].as_slice(), false, Kind::Float))
-                    .add(nn::linear(vs.root() / "fc", 8, 4, Default::default()));
+                let net = super::super::flat_lars::test_network(&vs);
                 (vs, net)
             };
             let (vs_a, net_a) = build(1);
