@@ -25,7 +25,8 @@ pub struct FlatGroup {
     segment: Tensor,
     /// Per parameter: ndim ≠ 1 (biases and norm parameters get no LARS scaling, no decay).
     is_matrix: Tensor,
-    /// The same, for the host kernel.
+    /// Each parameter's offset, length and ndim ≠ 1 on the host (the host kernel's; the three
+    /// tensors above are derived from it).
     segments: Vec<Segment>,
 }
 
@@ -43,22 +44,21 @@ impl FlatGroup {
         let _guard = tch::no_grad_guard();
         let device = params.first().map(|p| p.device()).unwrap_or(tch::Device::Cpu);
         let (values, layouts) = rebind_into_flat(&params);
-        let lens: Vec<i64> = params.iter().map(|p| p.numel() as i64).collect();
-        let offset: i64 = lens.iter().sum();
-        let lengths = Tensor::from_slice(&lens).to_device(device);
-        let ids = Tensor::arange(lens.len() as i64, (Kind::Int64, device));
-        let segment = ids.repeat_interleave_self_tensor(&lengths, 0, offset);
-        let is_matrix = Tensor::from_slice(&params.iter().map(|p| p.dim() != 1).collect::<Vec<bool>>()).to_device(device);
-        let buf = values.zeros_like();
-        let mut offset = 0;
-        let segments = params
+        let mut total = 0;
+        let segments: Vec<Segment> = params
             .iter()
             .map(|p| {
                 let len = p.numel();
-                offset += len;
-                Segment { offset: offset - len, len, is_matrix: p.dim() != 1 }
+                total += len;
+                Segment { offset: total - len, len, is_matrix: p.dim() != 1 }
             })
             .collect();
+        // The tensor kernel's copies of the segments, on the group's device.
+        let lengths = Tensor::from_slice(&segments.iter().map(|s| s.len as i64).collect::<Vec<_>>()).to_device(device);
+        let ids = Tensor::arange(segments.len() as i64, (Kind::Int64, device));
+        let segment = ids.repeat_interleave_self_tensor(&lengths, 0, total as i64);
+        let is_matrix = Tensor::from_slice(&segments.iter().map(|s| s.is_matrix).collect::<Vec<_>>()).to_device(device);
+        let buf = values.zeros_like();
         FlatGroup { params, layouts, values, buf, lengths, segment, is_matrix, segments }
     }
 
