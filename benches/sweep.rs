@@ -69,6 +69,7 @@ fn bench_report(c: &mut Criterion) {
         cols: vec!["dataset".into(), "prior".into()],
         metric: "probe_top1_best".into(),
         filters: vec![],
+        ..Default::default()
     };
     assert_eq!(table::build(dir.path(), &query).unwrap().runs, 10_000);
     let mut group = c.benchmark_group("report");

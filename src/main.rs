@@ -84,6 +84,8 @@ fn info() -> Result<()> {
     println!("gps-ssl {}", env!("CARGO_PKG_VERSION"));
     println!("tch 0.24.0, libtorch {}", libtorch_version());
     println!("cpu threads: {}", tch::get_num_threads());
+    let (version, what) = gps_ssl::numerics::HISTORY.last().expect("a numerics version");
+    println!("numerics version: {version} ({what})");
     let cuda = tch::Cuda::is_available();
     match gps_ssl::torch_runtime::init() {
         None => println!("libtorch_cuda: loaded"),

@@ -61,7 +61,7 @@ fn parallel_writers_never_lose_or_tear_a_row() {
     assert_eq!(failed, 0);
     let leftovers = std::fs::read_dir(row::runs_dir(&out)).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
     assert_eq!(leftovers, 0, "no temp files left behind");
-    let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![] };
+    let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![], ..Default::default() };
     let t = table::build(&out, &q).unwrap();
     assert_eq!(t.runs, 16 * 8 + 1, "every file is a complete, readable row");
     let simclr = t.row_keys.iter().position(|k| k[0] == "simclr").unwrap();
@@ -112,6 +112,7 @@ fn report_aggregates_seeds_and_marks_the_best() {
         cols: vec!["dataset".into(), "prior".into()],
         metric: "probe_top1_best".into(),
         filters: vec![("k".into(), "5".into())],
+        ..Default::default()
     };
     let t = table::build(out, &q).unwrap();
     assert_eq!(t.runs, 12);
@@ -126,11 +127,19 @@ fn report_aggregates_seeds_and_marks_the_best() {
     let tex = render::latex(&t);
     assert!(tex.contains(r"\toprule") && tex.contains(r"$\mathbf{85.00 \pm 5.00}$") && tex.contains(r"\bottomrule"), "{tex}");
     let csv = render::csv(&t);
-    assert!(csv.starts_with("method,augmentation,dataset,prior,mean,std,n\n"), "{csv}");
+    assert!(csv.starts_with("# probe_top1_best"), "the caption comes first, as a comment: {csv}");
+    assert!(csv.lines().any(|l| l.starts_with("# fixed: ") && l.contains("backbone=resnet18")), "{csv}");
+    assert_eq!(csv.lines().find(|l| !l.starts_with('#')), Some("method,augmentation,dataset,prior,mean,std,n"), "{csv}");
     assert!(csv.contains("simclr,strong,cifar10,pixels,0.85"), "{csv}");
 
     // without the filter, simclr+pixels has 5 runs over two k values; plotted against k
-    let by_k = TableQuery { rows: vec!["method".into(), "prior".into()], cols: vec!["k".into()], metric: "probe_top1_best".into(), filters: vec![] };
+    let by_k = TableQuery {
+        rows: vec!["method".into(), "prior".into()],
+        cols: vec!["k".into()],
+        metric: "probe_top1_best".into(),
+        filters: vec![],
+        ..Default::default()
+    };
     let t = table::build(out, &by_k).unwrap();
     assert_eq!(t.col_keys, vec![vec!["5".to_string()], vec!["10".to_string()]], "numeric order");
     let svg = plot::svg(&t, "k").expect("two k values");
@@ -258,7 +267,7 @@ fn unreadable_row_files_are_skipped_and_named() {
     expected.push(("a00000000003.parquet".into(), "column `status` holds i64, expected text"));
     expected.push(("a00000000004.parquet".into(), "column `probe_top1_best` holds str, expected a number"));
 
-    let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![] };
+    let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![], ..Default::default() };
     let t = table::build(out, &q).unwrap();
     assert_eq!(t.runs, 3, "the three good rows");
     assert_eq!(t.cells[0][0].as_ref().unwrap().n, 3);
@@ -337,7 +346,7 @@ fn compare_gives_differences_with_t_intervals() {
 
     let csv = gps_report(&[dir_arg, "--compare", "prior=none", "--csv"]);
     let csv = String::from_utf8_lossy(&csv.stdout);
-    let mut lines = csv.lines();
+    let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
     assert_eq!(
         lines.next().unwrap(),
         "method,augmentation,dataset,prior,reference,mean,std,n,ref_mean,ref_std,ref_n,delta,ci_low,ci_high,test,df,excludes_zero"
@@ -375,7 +384,7 @@ fn rows_without_the_newer_columns_still_report() {
     let file = std::fs::File::create(row::row_path(out, &old.run_id())).unwrap();
     ParquetWriter::new(file).finish(&mut frame).unwrap();
 
-    let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![] };
+    let q = TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![], ..Default::default() };
     let t = table::build(out, &q).unwrap();
     assert_eq!(t.cells[0][0].as_ref().unwrap().n, 2);
     let t = table::build(out, &TableQuery { metric: "rankme".into(), ..q.clone() }).unwrap();

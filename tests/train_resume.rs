@@ -91,6 +91,20 @@ fn sigterm_checkpoints_and_a_restart_resumes_to_the_same_end() {
     assert!(log.contains("interrupted by SIGTERM"), "{log}");
     assert!(!resumed.join("runs").exists() || std::fs::read_dir(resumed.join("runs")).unwrap().count() == 0, "no result row for an interrupted run");
 
+    // A checkpoint written by a gps of another numerics version does not resume (a copy of this
+    // one, as a gps from before numerics versions wrote it).
+    let older = dir.path().join("older");
+    copy_dir(&resumed, &older);
+    for ckpt in std::fs::read_dir(older.join("ckpt")).unwrap().flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap()) {
+        let path = ckpt.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            without_numerics(&path);
+        }
+    }
+    let out = gps(&spec, &older).stdout(Stdio::null()).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && log.contains("numerics version unversioned") && log.contains("delete"), "{log}");
+
     let out = gps(&spec, &resumed).stdout(Stdio::null()).output().unwrap();
     let log2 = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log2}");
@@ -111,4 +125,31 @@ fn sigterm_checkpoints_and_a_restart_resumes_to_the_same_end() {
         assert!(a.iter().chain(&b).all(|v| v.is_finite()), "{column}: {a:?} vs {b:?}");
         assert!((a[0] - b[0]).abs() <= 0.05 * a[0].abs().max(0.1), "{column} at epoch 1: {a:?} vs {b:?}");
     }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() { copy_dir(&entry.path(), &target) } else { std::fs::copy(entry.path(), target).map(|_| ()).unwrap() }
+    }
+}
+
+/// Rewrites a checkpoint's loop state without its numerics version.
+fn without_numerics(path: &Path) {
+    let tensors = tch::Tensor::read_safetensors(path).unwrap();
+    let tensors: Vec<(String, tch::Tensor)> = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            if name != "__meta__" {
+                return (name, t);
+            }
+            let bytes = Vec::<u8>::try_from(&t).unwrap();
+            let mut meta: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert!(meta.as_object_mut().unwrap().remove("numerics").is_some(), "checkpoints record their numerics version");
+            (name, tch::Tensor::from_slice(&serde_json::to_vec(&meta).unwrap()))
+        })
+        .collect();
+    tch::Tensor::write_safetensors(&tensors, path).unwrap();
 }

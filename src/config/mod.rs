@@ -302,6 +302,35 @@ impl Default for EvalSpec {
     }
 }
 
+/// Fields that say where and how a run executes, not what it computes: left out of the run id
+/// (and of the configuration a report groups by).
+pub const OPERATIONAL_FIELDS: [&str; 5] = ["name", "device", "output_dir", "cache_dir", "checkpoint_every"];
+
+/// Fields added after runs were first recorded, with the default that computes what runs did
+/// before the field existed: at that default they are left out of the canonical form, so adding a
+/// field keeps every earlier run id (and its finished result) valid.
+const ID_NEUTRAL_DEFAULTS: &[(&str, &str)] = &[];
+
+/// Removes the dotted `path` from `tree` when its value is `default` (JSON text).
+fn remove_if_default(tree: &mut serde_json::Value, path: &str, default: &str) {
+    let (parents, leaf) = match path.rsplit_once('.') {
+        Some((p, l)) => (p.split('.').collect::<Vec<_>>(), l),
+        None => (Vec::new(), path),
+    };
+    let mut node = tree;
+    for p in parents {
+        match node.get_mut(p) {
+            Some(n) => node = n,
+            None => return,
+        }
+    }
+    if let serde_json::Value::Object(m) = node
+        && m.get(leaf).is_some_and(|v| serde_json::from_str::<serde_json::Value>(default).is_ok_and(|d| *v == d))
+    {
+        m.remove(leaf);
+    }
+}
+
 /// `RunSpec::default()` as JSON: which fields are groups of fields, and all field paths.
 static SHAPE: LazyLock<serde_json::Value> = LazyLock::new(|| serde_json::to_value(RunSpec::default()).expect("RunSpec serialises"));
 
@@ -428,9 +457,12 @@ impl RunSpec {
     pub fn canonical_json(&self) -> String {
         let mut v = serde_json::to_value(self).expect("RunSpec serialises");
         if let serde_json::Value::Object(m) = &mut v {
-            for key in ["name", "device", "output_dir", "cache_dir", "checkpoint_every"] {
+            for key in OPERATIONAL_FIELDS {
                 m.remove(key);
             }
+        }
+        for (path, default) in ID_NEUTRAL_DEFAULTS {
+            remove_if_default(&mut v, path, default);
         }
         // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
         serde_json::to_string(&v).expect("JSON value serialises")

@@ -74,7 +74,7 @@ impl ReportArgs {
                 None => bail!("--where {f:?}: expected COLUMN=VALUE, e.g. --where k=5"),
             })
             .collect::<Result<_>>()?;
-        Ok(TableQuery { rows: self.rows.clone(), cols: self.cols.clone(), metric: self.metric.clone(), filters })
+        Ok(TableQuery { rows: self.rows.clone(), cols: self.cols.clone(), metric: self.metric.clone(), filters, split: Vec::new() })
     }
 
     pub fn run(self) -> Result<()> {
@@ -116,7 +116,7 @@ impl ReportArgs {
             (None, _, true) => render::csv(shown.as_ref().unwrap_or(&table)),
             (None, _, _) => render::markdown(shown.as_ref().unwrap_or(&table)),
         };
-        crate::sweep::cli::emit(&text);
+        crate::text::emit(&text);
         if let Some(dir) = &self.plots {
             write_plots(&rows, &query, dir)?;
         }

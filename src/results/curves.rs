@@ -2,7 +2,7 @@
 //! `epoch_rankme`, ...): per table cell, the mean over its runs at each epoch with the min–max
 //! band, so a reader sees how training went, not only where it ended.
 
-use super::table::{Rows, TableQuery, key_strings, sort_key};
+use super::table::{Layout, Rows, TableQuery, sort_key};
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -62,7 +62,9 @@ pub struct Panel {
 pub struct Curves {
     /// The list column.
     pub column: String,
+    /// The query with the fields that split its cells (`TableQuery::split`).
     pub query: TableQuery,
+    pub layout: Layout,
     pub panels: Vec<Panel>,
     /// Every column key that has a curve, in order: one colour each, the same in every panel.
     pub col_keys: Vec<Vec<String>>,
@@ -73,8 +75,8 @@ pub struct Curves {
 /// cell (not evaluated) are left out of its curve.
 pub fn curves(rows: &Rows, query: &TableQuery, column: &str) -> Result<Curves> {
     let frame = rows.selected(&query.filters)?;
-    let keys = query.keys();
-    let key_values = key_strings(&frame, &keys)?;
+    let (query, layout) = rows.layout(&frame, query)?;
+    let key_values = rows.key_strings(&frame, &query.keys())?;
     let lists = frame.column(column)?.cast(&DataType::List(Box::new(DataType::Float64)))?;
     let lists = lists.list()?;
     let mut cells: BTreeMap<(Vec<String>, Vec<String>), Vec<Vec<f64>>> = BTreeMap::new();
@@ -82,7 +84,7 @@ pub fn curves(rows: &Rows, query: &TableQuery, column: &str) -> Result<Curves> {
         let Some(list) = list else { continue };
         let values: Vec<f64> = list.as_ref().f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
         if values.iter().any(|v| v.is_finite()) {
-            let (r, c) = key.split_at(query.rows.len());
+            let (r, c) = key.split_at(query.row_names().len());
             cells.entry((r.to_vec(), c.to_vec())).or_default().push(values);
         }
     }
@@ -114,5 +116,5 @@ pub fn curves(rows: &Rows, query: &TableQuery, column: &str) -> Result<Curves> {
         }
     }
     col_keys.sort_by_key(|k| sort_key(k));
-    Ok(Curves { column: column.to_string(), query: query.clone(), panels, col_keys })
+    Ok(Curves { column: column.to_string(), query, layout, panels, col_keys })
 }

@@ -7,7 +7,7 @@ use super::compare::Comparison;
 use super::curves::{self, Curves};
 use super::plot::{self, esc};
 use super::render::{self, Best};
-use super::table::{Rows, Table, TableQuery, key_strings, sort_key, tabulate};
+use super::table::{Rows, Table, TableQuery, column_strings, sort_key, tabulate};
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -77,7 +77,8 @@ fn table_html(caption: &str, header: &[String], left: usize, lines: &[Vec<(Strin
 /// The table as HTML: bold for the best of a column, † where the runner-up is within noise.
 fn main_table(table: &Table, id: &str, mark_best: bool, caption: &str) -> String {
     let best: Vec<Option<Best>> = if mark_best { render::best_rows(table) } else { vec![None; table.col_keys.len()] };
-    let mut header = table.query.rows.clone();
+    let mut header = table.query.row_names();
+    let left = header.len();
     header.extend(table.col_keys.iter().map(|k| render::col_title(table, k)));
     let lines: Vec<Vec<(String, &'static str)>> = table
         .row_keys
@@ -97,7 +98,7 @@ fn main_table(table: &Table, id: &str, mark_best: bool, caption: &str) -> String
             line
         })
         .collect();
-    table_html(caption, &header, table.query.rows.len(), &lines, id)
+    table_html(caption, &header, left, &lines, id)
 }
 
 fn comparison_table(cmp: &Comparison) -> String {
@@ -120,7 +121,7 @@ fn comparison_table(cmp: &Comparison) -> String {
             line
         })
         .collect();
-    table_html(&render::compare_caption(cmp), &header, left, &lines, "comparison-table")
+    table_html(&render::full_caption(&render::compare_caption(cmp), &cmp.table.layout), &header, left, &lines, "comparison-table")
 }
 
 fn figure(id: &str, svg: &str, caption: &str) -> String {
@@ -130,7 +131,7 @@ fn figure(id: &str, svg: &str, caption: &str) -> String {
 /// Distinct values of `column` among the rows, most frequent first, with their counts.
 fn tally(frame: &DataFrame, column: &str) -> Result<Vec<(String, usize)>> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for key in key_strings(frame, &[column.to_string()])? {
+    for key in column_strings(frame, &[column.to_string()])? {
         *counts.entry(key.into_iter().next().unwrap_or_default()).or_default() += 1;
     }
     let mut out: Vec<(String, usize)> = counts.into_iter().collect();
@@ -204,7 +205,7 @@ fn runs_list(report: &Report, frame: &DataFrame) -> Result<String> {
             columns.push(c);
         }
     }
-    let mut texts = key_strings(frame, &columns)?;
+    let mut texts = report.rows.key_strings(frame, &columns)?;
     let order: Vec<String> = q.keys().into_iter().chain(["seed".to_string()]).collect();
     let positions: Vec<usize> = order.iter().filter_map(|k| columns.iter().position(|c| c == k)).collect();
     texts.sort_by_cached_key(|t| sort_key(&positions.iter().map(|&i| t[i].clone()).collect::<Vec<_>>()));
@@ -253,7 +254,7 @@ pub fn document(report: &Report) -> Result<String> {
     s.push_str(&provenance(report, &frame)?);
 
     s.push_str("<section id=\"results\">\n<h2>Results</h2>\n");
-    s.push_str(&main_table(table, "results-table", true, &render::caption(table)));
+    s.push_str(&main_table(table, "results-table", true, &render::full_caption(&render::caption(table), &table.layout)));
     s.push_str("</section>\n<section id=\"comparison\">\n<h2>Comparison</h2>\n");
     match report.comparison {
         Some(cmp) if !cmp.lines.is_empty() => s.push_str(&comparison_table(cmp)),
@@ -271,7 +272,7 @@ pub fn document(report: &Report) -> Result<String> {
             let _ = writeln!(s, "<p class=\"note\">No run records {column} (rows written before gps measured it).</p>");
             continue;
         }
-        s.push_str(&main_table(&ht, &format!("health-{column}"), false, &render::caption_unranked(&ht)));
+        s.push_str(&main_table(&ht, &format!("health-{column}"), false, &render::full_caption(&render::caption_unranked(&ht), &ht.layout)));
     }
 
     s.push_str("</section>\n<section id=\"curves\">\n<h2>Learning curves</h2>\n");
@@ -281,10 +282,13 @@ pub fn document(report: &Report) -> Result<String> {
             Some(svg) => s.push_str(&figure(
                 &format!("curve-{column}"),
                 &svg,
-                &format!(
-                    "{what}, per epoch: one panel per {}, one line per {} (mean over the runs of the cell, shaded band from the lowest to the highest run; epochs without an evaluation are skipped).",
-                    q.rows.join(" × "),
-                    q.cols.join(" × ")
+                &render::full_caption(
+                    &format!(
+                        "{what}, per epoch: one panel per {}, one line per {} (mean over the runs of the cell, shaded band from the lowest to the highest run; epochs without an evaluation are skipped)",
+                        c.query.row_names().join(" × "),
+                        c.query.cols.join(" × ")
+                    ),
+                    &c.layout,
                 ),
             )),
             None => {

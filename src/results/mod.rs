@@ -2,6 +2,7 @@
 //! paper-style reports over them (Markdown, LaTeX, CSV tables and SVG plots).
 pub mod cli;
 pub mod compare;
+pub mod configuration;
 pub mod curves;
 pub mod html;
 pub mod plot;

@@ -4,7 +4,7 @@
 
 use super::curves::{Curves, axis_label, is_fraction_list};
 use super::render::key_title;
-use super::table::{Rows, Table, TableQuery, is_fraction, tabulate};
+use super::table::{Layout, Rows, Table, TableQuery, is_fraction, tabulate};
 use anyhow::Result;
 use std::fmt::Write;
 
@@ -24,7 +24,7 @@ pub fn against(rows: &Rows, query: &TableQuery) -> Result<Vec<(&'static str, Opt
     for (x, _) in AGAINST {
         // A filter on the x axis itself (`--where k=5` for the table) would leave one point.
         let filters = query.filters.iter().filter(|(column, _)| column != x).cloned().collect();
-        let q = TableQuery { rows: series_keys(x), cols: vec![x.to_string()], filters, ..query.clone() };
+        let q = TableQuery { rows: series_keys(x), cols: vec![x.to_string()], filters, split: Vec::new(), ..query.clone() };
         out.push((x, svg(&tabulate(rows, &q)?, x)));
     }
     Ok(out)
@@ -135,6 +135,18 @@ fn svg_open(w: f64, h: f64, title: &str) -> String {
     )
 }
 
+/// What the plotted cells hold fixed and what splits them: the split in small type under the
+/// title (it changes what a line means), everything in the figure's `<desc>`.
+fn notes(s: &mut String, layout: &Layout, x: f64, y: f64) {
+    if let Some(note) = super::render::split_note(layout) {
+        let _ = writeln!(s, "<text x=\"{x}\" y=\"{y}\" font-size=\"10\" fill=\"#a33\">{}</text>", esc(&note));
+    }
+    let all = super::render::layout_notes(layout);
+    if !all.is_empty() {
+        let _ = writeln!(s, "<desc>{}</desc>", esc(&all.join(". ")));
+    }
+}
+
 /// A legend entry: a coloured line and its label.
 fn legend_entry(s: &mut String, x: f64, y: f64, color: &str, label: &str) {
     let _ = writeln!(
@@ -170,7 +182,7 @@ pub fn svg(table: &Table, x_label: &str) -> Option<String> {
             let ns: Vec<usize> = points.iter().map(|p| p.3).collect();
             let n =
                 if ns.iter().all(|&n| n == ns[0]) { format!("n={}", ns[0]) } else { format!("n={}–{}", ns.iter().min().unwrap(), ns.iter().max().unwrap()) };
-            series.push((format!("{} ({n})", key.join(" ")), points));
+            series.push((format!("{} ({n})", super::render::row_title(&table.query, key)), points));
         }
     }
     let (x0, x1) = distinct.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
@@ -181,6 +193,7 @@ pub fn svg(table: &Table, x_label: &str) -> Option<String> {
     let title = format!("{} against {x_label} (mean ± std over seeds)", table.query.metric);
     let mut s = svg_open(w, h, &title);
     let _ = writeln!(s, "<text x=\"{}\" y=\"22\" font-size=\"14\" font-weight=\"bold\">{}</text>", axes.left, esc(&title));
+    notes(&mut s, &table.layout, axes.left, 36.0);
     axes.draw(&mut s, Some(&distinct), x_label, &format!("{}{unit}", table.query.metric));
     for (i, (label, points)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -235,6 +248,7 @@ pub fn curves_svg(curves: &Curves) -> Option<String> {
     let title = format!("{} per epoch ({}): mean over runs, band from min to max", axis_label(&curves.column), curves.column);
     let mut s = svg_open(w, h, &title);
     let _ = writeln!(s, "<text x=\"20\" y=\"22\" font-size=\"14\" font-weight=\"bold\">{}</text>", esc(&title));
+    notes(&mut s, &curves.layout, 20.0, 36.0);
     for (r, entries) in legend_rows.iter().enumerate() {
         for &(i, x) in entries {
             legend_entry(&mut s, x, 42.0 + 20.0 * r as f64, COLORS[i % COLORS.len()], &labels[i]);
@@ -250,7 +264,7 @@ pub fn curves_svg(curves: &Curves) -> Option<String> {
             "<text x=\"{}\" y=\"{}\" font-weight=\"bold\">{} <tspan font-weight=\"normal\">({n})</tspan></text>",
             axes.left,
             oy + 18.0,
-            esc(&panel.row_key.join(" "))
+            esc(&super::render::row_title(&curves.query, &panel.row_key))
         );
         axes.draw(&mut s, None, "epoch", axis_label(&curves.column));
         for curve in &panel.curves {

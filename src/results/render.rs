@@ -5,7 +5,7 @@
 
 use super::compare::Comparison;
 use super::stats::{self, Difference};
-use super::table::{Cell, Table, higher_is_better, is_fraction};
+use super::table::{Cell, Layout, METRIC_KEY, Table, higher_is_better, is_fraction};
 
 /// How a key value reads in a header: the `none` prior is `baseline`, any other `GPS <prior>`.
 pub fn value_title(name: &str, value: &str) -> String {
@@ -13,7 +13,7 @@ pub fn value_title(name: &str, value: &str) -> String {
         ("prior", "none") => "baseline".to_string(),
         ("prior", p) => format!("GPS {p}"),
         ("k" | "seed" | "epochs", v) => format!("{name}={v}"),
-        ("metric", m) => format!("({m})"),
+        (METRIC_KEY, m) => format!("({m})"),
         (_, v) => v.to_string(),
     }
 }
@@ -21,6 +21,13 @@ pub fn value_title(name: &str, value: &str) -> String {
 /// Header text of a key: its values' titles, in order.
 pub fn key_title(names: &[String], key: &[String]) -> String {
     names.iter().zip(key).map(|(name, value)| value_title(name, value)).collect::<Vec<_>>().join(" ")
+}
+
+/// Text of a row key where it is not under its columns' headers (a plot's legend, a panel's
+/// title): the asked keys' values, then each split field as `name=value`.
+pub fn row_title(query: &super::table::TableQuery, key: &[String]) -> String {
+    let names = query.row_names();
+    key.iter().zip(&names).enumerate().map(|(i, (v, n))| if i < query.rows.len() { v.clone() } else { format!("{n}={v}") }).collect::<Vec<_>>().join(" ")
 }
 
 /// Header text of a column key.
@@ -94,7 +101,7 @@ pub fn caption_unranked(table: &Table) -> String {
 
 /// The metric, or the metrics of a side-by-side table (the last entry of its column keys).
 fn metrics(table: &Table) -> String {
-    if table.query.cols.last().is_some_and(|c| c == "metric") {
+    if table.query.cols.last().is_some_and(|c| c == METRIC_KEY) {
         let mut names: Vec<&str> = Vec::new();
         for key in &table.col_keys {
             let m = key.last().map(String::as_str).unwrap_or("");
@@ -107,11 +114,46 @@ fn metrics(table: &Table) -> String {
     table.query.metric.clone()
 }
 
+/// What a table holds fixed and what else varies, one line each (as a paper's caption says what
+/// its numbers share): the fields with one value over every run, the fields that split cells
+/// (they varied inside a cell of the asked keys), the fields that differ between cells.
+pub fn layout_notes(layout: &Layout) -> Vec<String> {
+    let mut notes: Vec<String> = split_note(layout).into_iter().collect();
+    if !layout.between.is_empty() {
+        notes.push(format!("differs between cells, set with their keys: {}", field_values(&layout.between)));
+    }
+    if !layout.fixed.is_empty() {
+        notes.push(format!("fixed: {}", layout.fixed.iter().map(|(f, v)| format!("{f}={v}")).collect::<Vec<_>>().join(", ")));
+    }
+    notes
+}
+
+fn field_values(fields: &[(String, Vec<String>)]) -> String {
+    fields.iter().map(|(f, v)| format!("{f}: {}", v.join(", "))).collect::<Vec<_>>().join("; ")
+}
+
+/// `cells also split by epochs: 1, 6 (...)`, where fields varied inside a cell of the asked keys.
+pub fn split_note(layout: &Layout) -> Option<String> {
+    (!layout.split.is_empty()).then(|| {
+        format!("cells also split by {} (they differ inside a cell of the asked rows and columns; a cell holds one configuration)", field_values(&layout.split))
+    })
+}
+
+/// The caption and the layout notes as one paragraph (LaTeX `\caption`, HTML `<caption>`).
+pub fn full_caption(caption: &str, layout: &Layout) -> String {
+    std::iter::once(caption.to_string()).chain(layout_notes(layout)).collect::<Vec<_>>().join(". ")
+}
+
+/// The caption, then the layout notes, one per line (Markdown, and `# ` lines in CSV).
+fn caption_lines(caption: &str, layout: &Layout) -> Vec<String> {
+    std::iter::once(caption.to_string()).chain(layout_notes(layout)).collect()
+}
+
 fn caption_with(table: &Table, best: &str) -> String {
     let unit = if is_fraction(&table.query.metric) { "%, " } else { "" };
     let filters: Vec<String> = table.query.filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
-        "{} ({unit}mean ± std over seeds, n runs){best}; {} runs{}{}{}{}",
+        "{} ({unit}mean ± std over seeds, n runs of one configuration){best}; {} runs{}{}{}{}{}",
         metrics(table),
         table.runs,
         if filters.is_empty() { String::new() } else { format!(" where {}", filters.join(", ")) },
@@ -121,16 +163,24 @@ fn caption_with(table: &Table, best: &str) -> String {
             String::new()
         },
         if table.failed > 0 { format!("; {} failed runs not shown (see `gps sweep status`)", table.failed) } else { String::new() },
-        if table.skipped.is_empty() { String::new() } else { format!("; {} unreadable row files skipped (named on stderr)", table.skipped.len()) }
+        if table.skipped.is_empty() { String::new() } else { format!("; {} unreadable row files skipped (named on stderr)", table.skipped.len()) },
+        duplicates_note(table.duplicates)
     )
+}
+
+fn duplicates_note(duplicates: usize) -> String {
+    match duplicates {
+        0 => String::new(),
+        n => format!("; {n} row files repeat a run already counted and are not counted again (named on stderr)"),
+    }
 }
 
 pub fn markdown(table: &Table) -> String {
     let best = best_rows(table);
-    let mut out = format!("{}\n\n", caption(table));
-    let mut header: Vec<String> = table.query.rows.clone();
+    let mut out = format!("{}\n\n", caption_lines(&caption(table), &table.layout).join("\n"));
+    let mut header: Vec<String> = table.query.row_names();
     header.extend(table.col_keys.iter().map(|k| col_title(table, k)));
-    out.push_str(&markdown_header(&header, table.query.rows.len()));
+    out.push_str(&markdown_header(&header, header.len() - table.col_keys.len()));
     for (r, key) in table.row_keys.iter().enumerate() {
         let mut cells: Vec<String> = key.clone();
         for (c, cell) in table.cells[r].iter().enumerate() {
@@ -179,21 +229,23 @@ fn tex_escape(s: &str) -> String {
     out
 }
 
+/// A booktabs table in a `table` float whose `\\caption` says what the numbers are and what the
+/// table holds fixed.
 fn latex_tabular(caption: &str, left: usize, header: &[String], lines: &[Vec<String>]) -> String {
-    let mut out = format!("% {caption}\n");
+    let mut out = format!("\\begin{{table}}[t]\n\\centering\n\\caption{{{}}}\n", tex_escape(caption));
     out.push_str(&format!("\\begin{{tabular}}{{{}{}}}\n\\toprule\n", "l".repeat(left), "r".repeat(header.len() - left)));
     out.push_str(&format!("{} \\\\\n\\midrule\n", header.join(" & ")));
     for line in lines {
         out.push_str(&format!("{} \\\\\n", line.join(" & ")));
     }
-    out.push_str("\\bottomrule\n\\end{tabular}\n");
+    out.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
     out
 }
 
 pub fn latex(table: &Table) -> String {
     let best = best_rows(table);
-    let nrow = table.query.rows.len();
-    let mut header: Vec<String> = table.query.rows.iter().map(|h| tex_escape(h)).collect();
+    let nrow = table.query.row_names().len();
+    let mut header: Vec<String> = table.query.row_names().iter().map(|h| tex_escape(h)).collect();
     header.extend(table.col_keys.iter().map(|k| tex_escape(&col_title(table, k))));
     let mut lines = Vec::new();
     for (r, key) in table.row_keys.iter().enumerate() {
@@ -212,7 +264,7 @@ pub fn latex(table: &Table) -> String {
         }
         lines.push(cells);
     }
-    latex_tabular(&caption(table), nrow, &header, &lines)
+    latex_tabular(&full_caption(&caption(table), &table.layout), nrow, &header, &lines)
 }
 
 fn csv_field(s: &str) -> String {
@@ -223,11 +275,18 @@ fn csv_line(fields: &[String]) -> String {
     format!("{}\n", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))
 }
 
-/// One line per cell: the keys, then mean, std and n (in the metric's own unit, not percent).
+/// `# ` lines before a CSV header: the caption and the layout notes (pandas: `comment="#"`).
+fn csv_comments(caption: &str, layout: &Layout) -> String {
+    caption_lines(caption, layout).iter().map(|l| format!("# {}\n", l.replace('\n', " "))).collect()
+}
+
+/// One line per cell: the keys, then mean, std and n (in the metric's own unit, not percent),
+/// after `# ` comment lines saying what the table holds fixed.
 pub fn csv(table: &Table) -> String {
     let mut header: Vec<String> = table.query.keys();
     header.extend(["mean".into(), "std".into(), "n".into()]);
-    let mut out = csv_line(&header);
+    let mut out = csv_comments(&caption(table), &table.layout);
+    out.push_str(&csv_line(&header));
     for (r, rkey) in table.row_keys.iter().enumerate() {
         for (c, ckey) in table.col_keys.iter().enumerate() {
             let Some(cell) = &table.cells[r][c] else { continue };
@@ -278,13 +337,14 @@ pub fn compare_caption(cmp: &Comparison) -> String {
     let filters: Vec<String> = cmp.table.query.filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
         "{metric}: difference Δ of each cell against {} = {} ({}), Δ{unit} = mean − reference mean, with its {:.0}% confidence interval \
-         (Student's t; paired by seed where both cells have the same seeds, Welch otherwise); bold: the interval excludes 0{}{}",
+         (Student's t; paired by seed where both cells have the same seeds, Welch otherwise); bold: the interval excludes 0{}{}{}",
         cmp.column,
         cmp.reference,
         value_title(&cmp.column, &cmp.reference),
         100.0 * stats::CONFIDENCE,
         if filters.is_empty() { String::new() } else { format!("; where {}", filters.join(", ")) },
-        if cmp.unpaired > 0 { format!("; {} cells have no reference cell and are not shown", cmp.unpaired) } else { String::new() }
+        if cmp.unpaired > 0 { format!("; {} cells have no reference cell and are not shown", cmp.unpaired) } else { String::new() },
+        duplicates_note(cmp.table.duplicates)
     )
 }
 
@@ -316,7 +376,7 @@ pub fn compare_markdown(cmp: &Comparison) -> String {
     let (mut header, keys) = compare_keys(cmp);
     let left = header.len();
     header.extend(compare_headers(cmp));
-    let mut out = format!("{}\n\n{}", compare_caption(cmp), markdown_header(&header, left));
+    let mut out = format!("{}\n\n{}", caption_lines(&compare_caption(cmp), &cmp.table.layout).join("\n"), markdown_header(&header, left));
     for (line, mut fields) in cmp.lines.iter().zip(keys) {
         let (delta, ci, test) = difference_texts(metric, &line.diff);
         let bold = |t: String| if line.diff.excludes_zero() { format!("**{t}**") } else { t };
@@ -347,7 +407,7 @@ pub fn compare_latex(cmp: &Comparison) -> String {
         ]);
         lines.push(fields);
     }
-    latex_tabular(&compare_caption(cmp), left, &header, &lines)
+    latex_tabular(&full_caption(&compare_caption(cmp), &cmp.table.layout), left, &header, &lines)
 }
 
 /// One line per compared cell, numbers in the metric's own unit: the keys, the reference value,
@@ -358,7 +418,8 @@ pub fn compare_csv(cmp: &Comparison) -> String {
     header.extend(
         ["reference", "mean", "std", "n", "ref_mean", "ref_std", "ref_n", "delta", "ci_low", "ci_high", "test", "df", "excludes_zero"].map(String::from),
     );
-    let mut out = csv_line(&header);
+    let mut out = csv_comments(&compare_caption(cmp), &cmp.table.layout);
+    out.push_str(&csv_line(&header));
     let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
     for line in &cmp.lines {
         let mut fields = line.key.clone();
@@ -394,10 +455,18 @@ mod tests {
 
     fn table(cells: Vec<Vec<Option<Cell>>>) -> Table {
         Table {
-            query: TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: "probe_top1_best".into(), filters: vec![] },
+            query: TableQuery {
+                rows: vec!["method".into()],
+                cols: vec!["prior".into()],
+                metric: "probe_top1_best".into(),
+                filters: vec![],
+                ..Default::default()
+            },
             row_keys: vec![vec!["byol".into()], vec!["simclr".into()]],
             col_keys: vec![vec!["none".into()], vec!["pixels".into()]],
             cells,
+            layout: Default::default(),
+            duplicates: 0,
             runs: 3,
             failed: 0,
             unmeasured: 0,
@@ -408,10 +477,12 @@ mod tests {
     #[test]
     fn metrics_side_by_side_share_the_rows() {
         let table = |metric: &str, rows: Vec<&str>, cells: Vec<Vec<Option<Cell>>>| Table {
-            query: TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: metric.into(), filters: vec![] },
+            query: TableQuery { rows: vec!["method".into()], cols: vec!["prior".into()], metric: metric.into(), filters: vec![], ..Default::default() },
             row_keys: rows.into_iter().map(|r| vec![r.to_string()]).collect(),
             col_keys: vec![vec!["none".into()]],
             cells,
+            layout: Default::default(),
+            duplicates: 0,
             runs: 2,
             failed: 1,
             unmeasured: 0,

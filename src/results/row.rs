@@ -55,6 +55,9 @@ pub struct ResultRow {
     pub sweep_description: Option<String>,
     pub finished_at: String,
     pub spec_json: String,
+    /// The numerics version of the code that computed the run (`crate::numerics`); None only in
+    /// rows read back from files written before it was recorded.
+    pub numerics: Option<i64>,
 }
 
 /// The offline linear evaluation of a run's frozen encoder, as recorded in its row.
@@ -83,7 +86,7 @@ impl LinearEval {
 pub fn added_column(name: &str) -> Option<DataType> {
     match name {
         "linear_top1" | "linear_lr" => Some(DataType::Float64),
-        "linear_epochs" => Some(DataType::Int64),
+        "linear_epochs" | "numerics" => Some(DataType::Int64),
         _ => None,
     }
 }
@@ -139,6 +142,7 @@ impl ResultRow {
             sweep_description: None,
             finished_at: now_rfc3339(),
             spec_json: serde_json::to_string(spec).expect("RunSpec serialises"),
+            numerics: Some(crate::numerics::NUMERICS_VERSION as i64),
         }
     }
 
@@ -189,6 +193,7 @@ impl ResultRow {
             Column::new("sweep_description".into(), [self.sweep_description.as_deref()]),
             s("finished_at", &self.finished_at),
             s("spec_json", &self.spec_json),
+            Column::new("numerics".into(), [self.numerics]),
         ];
         columns.extend(LinearEval::columns(self.linear.as_ref()));
         Ok(DataFrame::new(1, columns)?)
@@ -358,7 +363,7 @@ pub fn command_line() -> String {
 
 fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
-    if plain { arg.to_string() } else { crate::sweep::sbatch::sh_quote(arg) }
+    if plain { arg.to_string() } else { crate::text::sh_quote(arg) }
 }
 
 pub fn now_rfc3339() -> String {

@@ -1,124 +1,26 @@
-//! The statistics behind "is it better, and by how much": Student's t distribution (CDF and
-//! inverse, any real degrees of freedom) and the difference of two cells' means with its
-//! confidence interval, paired by seed where both cells have the same seeds, Welch's otherwise.
-//! Small n is the normal case here (three seeds), so intervals use t quantiles, never 1.96.
+//! The statistics behind "is it better, and by how much": the difference of two cells' means
+//! with its confidence interval, paired by seed where both cells have the same seeds, Welch's
+//! otherwise. Small n is the normal case here (three seeds), so intervals use Student's t
+//! quantiles (from statrs, any real degrees of freedom), never 1.96.
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Two-sided confidence level of every interval in the reports.
 pub const CONFIDENCE: f64 = 0.95;
 
-/// ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; relative error below 1e-14).
-fn ln_gamma(x: f64) -> f64 {
-    const G: f64 = 7.0;
-    const C: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection: Γ(x) Γ(1 - x) = π / sin(πx).
-        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut sum = C[0];
-    for (i, c) in C.iter().enumerate().skip(1) {
-        sum += c / (x + i as f64);
-    }
-    let t = x + G + 0.5;
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
-}
-
-/// The continued fraction of the regularised incomplete beta function (modified Lentz).
-fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
-    const TINY: f64 = 1e-300;
-    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
-    let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < TINY {
-        d = TINY;
-    }
-    d = 1.0 / d;
-    let mut h = d;
-    for m in 1..=500 {
-        let m = m as f64;
-        let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        d = if d.abs() < TINY { TINY } else { d };
-        c = 1.0 + aa / c;
-        c = if c.abs() < TINY { TINY } else { c };
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        d = if d.abs() < TINY { TINY } else { d };
-        c = 1.0 + aa / c;
-        c = if c.abs() < TINY { TINY } else { c };
-        d = 1.0 / d;
-        let delta = d * c;
-        h *= delta;
-        if (delta - 1.0).abs() < 1e-16 {
-            break;
-        }
-    }
-    h
-}
-
-/// I_x(a, b), the regularised incomplete beta function, for x in [0, 1].
-fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    if x >= 1.0 {
-        return 1.0;
-    }
-    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
-    // The fraction converges fast for x < (a + 1) / (a + b + 2); use the symmetry otherwise.
-    if x < (a + 1.0) / (a + b + 2.0) { front * beta_fraction(a, b, x) / a } else { 1.0 - front * beta_fraction(b, a, 1.0 - x) / b }
-}
-
-/// P(T <= t) for Student's t with `df` > 0 degrees of freedom.
+/// P(T <= t) for Student's t with `df` > 0 degrees of freedom (statrs).
 pub fn t_cdf(t: f64, df: f64) -> f64 {
-    let tail = 0.5 * incomplete_beta(df / 2.0, 0.5, df / (df + t * t));
-    if t > 0.0 { 1.0 - tail } else { tail }
+    students_t(df).cdf(t)
 }
 
-/// The t with P(T <= t) = p: bisection on the lower tail (monotone, no starting guess to get
-/// wrong), to a relative precision of about 1e-13.
+/// The t with P(T <= t) = p (statrs' inverse CDF).
 pub fn t_quantile(p: f64, df: f64) -> f64 {
     assert!(p > 0.0 && p < 1.0 && df > 0.0, "t_quantile({p}, {df})");
-    if p > 0.5 {
-        return -t_quantile(1.0 - p, df);
-    }
-    if p == 0.5 {
-        return 0.0;
-    }
-    let lower_tail = |t: f64| 0.5 * incomplete_beta(df / 2.0, 0.5, df / (df + t * t));
-    let mut lo = -1.0;
-    while lower_tail(lo) > p {
-        lo *= 2.0;
-    }
-    let mut hi = lo / 2.0;
-    if lo == -1.0 {
-        hi = 0.0;
-    }
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if lower_tail(mid) > p {
-            hi = mid
-        } else {
-            lo = mid
-        }
-        if (hi - lo).abs() <= 1e-14 * mid.abs().max(1e-300) {
-            break;
-        }
-    }
-    0.5 * (lo + hi)
+    students_t(df).inverse_cdf(p)
+}
+
+fn students_t(df: f64) -> StudentsT {
+    StudentsT::new(0.0, 1.0, df).unwrap_or_else(|e| panic!("Student's t with {df} degrees of freedom: {e}"))
 }
 
 /// Mean and sample standard deviation (ddof 1; None below two values).

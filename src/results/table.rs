@@ -1,26 +1,45 @@
-//! Result rows -> a paper-style table: a polars lazy scan of every row file, filtered, grouped by
-//! the row and column keys, reduced to mean, std and n over the remaining axis (the seeds).
+//! Result rows -> a paper-style table: the needed columns of every row file, filtered, grouped by
+//! the row and column keys, reduced to mean, std and n over the seeds.
+//!
+//! A cell holds runs of one configuration only (`configuration`): where the asked keys leave
+//! other fields varying inside a cell, the cell is split by them, and the table says so. A run
+//! counts once: the same run found twice (a copied file, one spec run in two sweep folders) is
+//! one sample.
 
+use super::configuration;
 use super::row::ResultRow;
+use crate::config::RunSpec;
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// What to tabulate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TableQuery {
     pub rows: Vec<String>,
     pub cols: Vec<String>,
     pub metric: String,
-    /// `column=value` filters, all of which must hold.
+    /// `column=value` filters, all of which must hold (a column, or a run-spec field by its
+    /// dotted path).
     pub filters: Vec<(String, String)>,
+    /// Fields added after `rows` because they vary inside a cell of `rows` × `cols` (set by
+    /// `tabulate`: a cell must hold one configuration).
+    pub split: Vec<String>,
 }
 
+/// The key of a side-by-side table's metric column (not a column name a row can have).
+pub const METRIC_KEY: &str = "--metric";
+
 impl TableQuery {
-    /// Row keys, then column keys.
+    /// The keys of a table row: the asked rows, then the fields that split cells.
+    pub fn row_names(&self) -> Vec<String> {
+        self.rows.iter().chain(&self.split).cloned().collect()
+    }
+
+    /// Row keys (with the split fields), then column keys.
     pub fn keys(&self) -> Vec<String> {
-        self.rows.iter().chain(&self.cols).cloned().collect()
+        self.row_names().into_iter().chain(self.cols.iter().cloned()).collect()
     }
 
     /// Every column the table reads.
@@ -51,9 +70,25 @@ impl Cell {
     }
 }
 
+/// What a table holds fixed and what varies, beyond its keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Layout {
+    /// Configuration fields with one value over every run in the table, in display order.
+    pub fixed: Vec<(String, String)>,
+    /// Fields that varied inside a cell of the asked rows × columns, with their values: the
+    /// cells are split by them (they are `query.split`).
+    pub split: Vec<(String, Vec<String>)>,
+    /// Fields that are not keys and differ between cells (each constant inside a cell), with
+    /// their values: the cells' keys decide them (e.g. a learning rate set per method).
+    pub between: Vec<(String, Vec<String>)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Table {
     pub query: TableQuery,
+    pub layout: Layout,
+    /// Rows not counted because they repeat a run already counted (named on stderr).
+    pub duplicates: usize,
     /// Distinct values of the row keys, in display order.
     pub row_keys: Vec<Vec<String>>,
     pub col_keys: Vec<Vec<String>>,
@@ -256,6 +291,7 @@ fn read_file(path: &Path, columns: &[(String, Want)]) -> std::result::Result<Dat
         }
         cast.push(column.cast(&target).map_err(|e| format!("column `{name}` ({dtype}): {e}"))?);
     }
+    cast.push(Column::new(FILE_COLUMN.into(), vec![path.display().to_string(); df.height()]));
     DataFrame::new(df.height(), cast).map_err(|e| e.to_string())
 }
 
@@ -284,19 +320,50 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
     })
 }
 
+/// The columns every report reads besides the asked ones: to filter (`status`), pair seeds, find
+/// repeated runs (`run_id`, `finished_at`) and know each row's configuration (`spec_json`,
+/// `numerics`).
+const ALWAYS_READ: [&str; 6] = ["status", "seed", "run_id", "finished_at", "spec_json", "numerics"];
+
+/// The frame column holding each row's configuration id (an index into `Rows::configs`).
+const CONFIG_COLUMN: &str = "__config";
+/// The frame column holding each row's file (added by `read_file`).
+const FILE_COLUMN: &str = "__file";
+
+/// A row file not counted because it repeats a run already counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Duplicate {
+    pub dropped: PathBuf,
+    pub kept: PathBuf,
+    pub why: String,
+}
+
 /// The rows of a results folder, read once with the columns a report needs.
 pub struct Rows {
+    /// One line per counted run: the asked columns, `ALWAYS_READ`, the file and the configuration id.
     pub frame: DataFrame,
     /// Failure records found next to the rows.
     pub failed: usize,
     /// Row files that could not be read.
     pub skipped: Vec<Skipped>,
+    /// Row files not counted because they repeat a counted run.
+    pub duplicates: Vec<Duplicate>,
     pub dir: PathBuf,
+    /// Every configuration field found in the rows (spec fields and `numerics`), in display order.
+    pub fields: Vec<String>,
+    /// Each distinct configuration: the value of every field of `fields` (`absent` where a row's
+    /// spec lacks it), indexed by the frame's configuration id.
+    pub configs: Vec<Vec<String>>,
 }
 
+/// The value of a configuration field a row's spec does not have (a spec of another gps version).
+const ABSENT: &str = "absent";
+
 impl Rows {
-    /// Reads `columns` (plus `status` and `seed`) of every row under `dir`; `numbers` are read as
-    /// numbers (the metrics). An unknown column is an error that lists the known ones.
+    /// Reads `columns` (plus `ALWAYS_READ`) of every row under `dir`; `numbers` are read as
+    /// numbers (the metrics). A name may be a row column or a run-spec field by its dotted path
+    /// (`optimizer.lr`); an unknown one is an error that lists the known ones. Repeated runs are
+    /// counted once (the newer row), each named on stderr.
     pub fn read(dir: &Path, columns: &[String], numbers: &[String]) -> Result<Rows> {
         let (files, failed) = row_files(dir)?;
         if files.is_empty() {
@@ -304,14 +371,33 @@ impl Rows {
         }
         let current = current_schema()?;
         let known = known_columns(&files, &current);
-        let mut needed: Vec<(String, Want)> = vec![("status".into(), Want::Text), ("seed".into(), Want::As(DataType::Int64))];
+        let spec_fields = RunSpec::field_paths();
+        let mut needed: Vec<(String, Want)> = ALWAYS_READ
+            .iter()
+            .map(|&c| {
+                let want = match c {
+                    "seed" | "numerics" => Want::As(DataType::Int64),
+                    _ => Want::Text,
+                };
+                (c.to_string(), want)
+            })
+            .collect();
         for name in columns {
-            if !known.contains(name) {
-                let listed: Vec<&str> = known.iter().map(|n| n.as_str()).filter(|n| *n != "spec_json" && !n.starts_with("epoch_")).collect();
-                bail!("unknown column `{name}` in the result rows; columns: {}", listed.join(", "));
-            }
             if needed.iter().any(|(n, _)| n == name) {
                 continue;
+            }
+            if !known.contains(name) {
+                if spec_fields.contains(name) {
+                    continue; // a configuration field, read from each row's spec
+                }
+                let listed: Vec<&str> = known.iter().map(|n| n.as_str()).filter(|n| *n != "spec_json" && !n.starts_with("epoch_")).collect();
+                let hint = crate::config::yaml::nearest(name, listed.iter().copied().chain(spec_fields.iter().map(String::as_str)))
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default();
+                bail!(
+                    "unknown column `{name}` in the result rows{hint}; columns: {}; or any run-spec field by its dotted path (optimizer.lr, dataset.train_limit, ...)",
+                    listed.join(", ")
+                );
             }
             let want = if numbers.contains(name) { Want::Number } else { current.get(name.as_str()).map(|t| Want::As(t.clone())).unwrap_or(Want::Text) };
             needed.push((name.clone(), want));
@@ -324,17 +410,179 @@ impl Rows {
             let reasons: Vec<String> = skipped.iter().take(3).map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
             bail!("none of the {} row files in {} can be read; first: {}", files.len(), dir.display(), reasons.join("; "));
         };
-        Ok(Rows { frame, failed, skipped, dir: dir.to_path_buf() })
+        Self::from_frame(frame, failed, skipped, dir)
     }
 
-    /// The finished runs (`status` ok) that pass every `column=value` filter.
+    /// The configuration of every row, repeated runs dropped.
+    fn from_frame(frame: DataFrame, failed: usize, skipped: Vec<Skipped>, dir: &Path) -> Result<Rows> {
+        let text = |name: &str| -> Result<StringChunked> { Ok(frame.column(name)?.cast(&DataType::String)?.str()?.clone()) };
+        let (specs, run_ids, finished, files) = (text("spec_json")?, text("run_id")?, text("finished_at")?, text(FILE_COLUMN)?);
+        let numerics = frame.column("numerics")?.cast(&DataType::Int64)?.i64()?.clone();
+        let seeds = seeds(&frame)?;
+        let parsed: Vec<configuration::Fields> = (0..frame.height()).map(|i| configuration::of_row(specs.get(i), numerics.get(i))).collect();
+        let mut fields: Vec<String> = parsed.iter().flat_map(|f| f.keys().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+        fields.sort_by(|a, b| configuration::display_order(a).cmp(&configuration::display_order(b)));
+        let mut ids: std::collections::HashMap<Vec<String>, usize> = Default::default();
+        let mut configs: Vec<Vec<String>> = Vec::new();
+        let config_of: Vec<usize> = parsed
+            .iter()
+            .map(|p| {
+                let values: Vec<String> = fields.iter().map(|f| p.get(f).cloned().unwrap_or_else(|| ABSENT.to_string())).collect();
+                *ids.entry(values.clone()).or_insert_with(|| {
+                    configs.push(values);
+                    configs.len() - 1
+                })
+            })
+            .collect();
+
+        // A run counts once: the same run id (under one numerics version), or the same
+        // configuration and seed under two ids, is one sample; the newer row stands for it.
+        let newer_first = |a: &usize, b: &usize| finished.get(*b).cmp(&finished.get(*a)).then(files.get(*b).cmp(&files.get(*a)));
+        let mut keep = vec![true; frame.height()];
+        let mut duplicates = Vec::new();
+        let mut by_id: std::collections::BTreeMap<(String, Option<i64>), Vec<usize>> = Default::default();
+        for i in 0..frame.height() {
+            by_id.entry((run_ids.get(i).unwrap_or("").to_string(), numerics.get(i))).or_default().push(i);
+        }
+        for ((id, _), mut same) in by_id {
+            same.sort_by(newer_first);
+            for &i in &same[1..] {
+                keep[i] = false;
+                duplicates.push((i, same[0], format!("the same run ({id}) as")));
+            }
+        }
+        let mut by_config: std::collections::BTreeMap<(usize, i64), Vec<usize>> = Default::default();
+        for i in (0..frame.height()).filter(|&i| keep[i]) {
+            by_config.entry((config_of[i], seeds[i])).or_default().push(i);
+        }
+        for ((_, seed), mut same) in by_config {
+            same.sort_by(newer_first);
+            for &i in &same[1..] {
+                keep[i] = false;
+                let ids = format!("run ids {} and {}", run_ids.get(i).unwrap_or("?"), run_ids.get(same[0]).unwrap_or("?"));
+                duplicates.push((i, same[0], format!("the same configuration and seed {seed} ({ids}, written by different gps versions?) as")));
+            }
+        }
+        let duplicates: Vec<Duplicate> = duplicates
+            .into_iter()
+            .map(|(i, k, why)| Duplicate { dropped: PathBuf::from(files.get(i).unwrap_or("?")), kept: PathBuf::from(files.get(k).unwrap_or("?")), why })
+            .collect();
+        for d in &duplicates {
+            eprintln!("warning: {} holds {} {}; a run counts once: keeping the newer row, {}", d.dropped.display(), d.why, d.kept.display(), d.kept.display());
+        }
+        let mut frame = frame;
+        frame.with_column(Column::new(CONFIG_COLUMN.into(), config_of.iter().map(|&c| c as u32).collect::<Vec<u32>>()))?;
+        // `numerics` as a key reads `unversioned` for rows written before it was recorded.
+        let labels: Vec<String> = (0..frame.height()).map(|i| crate::numerics::label(numerics.get(i))).collect();
+        frame.with_column(Column::new("numerics".into(), labels))?;
+        let mask = BooleanChunked::from_slice("keep".into(), &keep);
+        let frame = frame.filter(&mask)?;
+        Ok(Rows { frame, failed, skipped, duplicates, dir: dir.to_path_buf(), fields, configs })
+    }
+
+    /// The finished runs (`status` ok) that pass every `column=value` filter (a column, or a
+    /// configuration field by its dotted path).
     pub fn selected(&self, filters: &[(String, String)]) -> Result<DataFrame> {
         let context = || format!("cannot filter the result rows under {}", self.dir.display());
         let mut keep = equals(&self.frame, "status", "ok").with_context(context)?;
         for (name, value) in filters {
-            keep = &keep & &equals(&self.frame, name, value).with_context(context)?;
+            let matches = match self.frame.column(name.as_str()) {
+                Ok(_) => equals(&self.frame, name, value).with_context(context)?,
+                Err(_) => {
+                    let texts = self.key_strings(&self.frame, std::slice::from_ref(name))?;
+                    let matches: Vec<bool> = texts.iter().map(|t| t[0] == *value).collect();
+                    BooleanChunked::from_slice("filter".into(), &matches)
+                }
+            };
+            keep = &keep & &matches;
         }
         self.frame.filter(&keep).map_err(anyhow::Error::from).with_context(context)
+    }
+
+    /// The value of `keys` in each row of `frame` (taken from these rows), as text (null: `–`), for
+    /// grouping and display. A key is a column, or a configuration field by its dotted path.
+    pub fn key_strings(&self, frame: &DataFrame, keys: &[String]) -> Result<Vec<Vec<String>>> {
+        let config = self.config_ids(frame)?;
+        let mut columns: Vec<Box<dyn Fn(usize) -> String + '_>> = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Ok(column) = frame.column(k.as_str()) {
+                let c = column.cast(&DataType::String)?.str()?.clone();
+                columns.push(Box::new(move |i| c.get(i).unwrap_or("–").to_string()));
+            } else if let Some(f) = self.fields.iter().position(|f| f == k) {
+                let config = &config;
+                let configs = &self.configs;
+                columns.push(Box::new(move |i| configs[config[i]][f].clone()));
+            } else if RunSpec::field_paths().contains(k) {
+                columns.push(Box::new(|_| ABSENT.to_string()));
+            } else {
+                bail!("unknown column `{k}` in the result rows");
+            }
+        }
+        Ok((0..frame.height()).map(|i| columns.iter().map(|c| c(i)).collect()).collect())
+    }
+
+    /// Each row's configuration id (an index into `configs`).
+    pub fn config_ids(&self, frame: &DataFrame) -> Result<Vec<usize>> {
+        let ids = frame.column(CONFIG_COLUMN)?.u32()?.clone();
+        Ok(ids.iter().map(|i| i.unwrap_or(0) as usize).collect())
+    }
+
+    /// Each row's file.
+    pub fn files(&self, frame: &DataFrame) -> Result<Vec<String>> {
+        let files = frame.column(FILE_COLUMN)?.str()?.clone();
+        Ok(files.iter().map(|f| f.unwrap_or("?").to_string()).collect())
+    }
+
+    /// How `query` lays `frame`'s rows (already filtered) out: which fields it holds fixed,
+    /// which split its cells (returned in the query's `split`), which differ between cells.
+    pub fn layout(&self, frame: &DataFrame, query: &TableQuery) -> Result<(TableQuery, Layout)> {
+        let keys = query.keys();
+        let key_values = self.key_strings(frame, &keys)?;
+        let config = self.config_ids(frame)?;
+        let mut per_cell: std::collections::HashMap<&[String], BTreeSet<usize>> = Default::default();
+        for (key, &c) in key_values.iter().zip(&config) {
+            per_cell.entry(key.as_slice()).or_default().insert(c);
+        }
+        let mut varies_in_a_cell = vec![false; self.fields.len()];
+        for ids in per_cell.values().filter(|ids| ids.len() > 1) {
+            let first = &self.configs[*ids.first().expect("non-empty")];
+            for id in ids {
+                for (f, v) in self.configs[*id].iter().enumerate() {
+                    varies_in_a_cell[f] |= *v != first[f];
+                }
+            }
+        }
+        let in_table: BTreeSet<usize> = config.iter().copied().collect();
+        let key_fields: Vec<&str> = keys.iter().flat_map(|k| configuration::fields_of_column(k)).collect();
+        let mut query = query.clone();
+        let mut layout = Layout::default();
+        for (f, name) in self.fields.iter().enumerate() {
+            let values: BTreeSet<&String> = in_table.iter().map(|&c| &self.configs[c][f]).collect();
+            let mut values: Vec<String> = values.into_iter().cloned().collect();
+            values.sort_by_key(|v| sort_key(std::slice::from_ref(v)));
+            if varies_in_a_cell[f] {
+                query.split.push(name.clone());
+                layout.split.push((name.clone(), values));
+            } else if values.len() == 1 {
+                // A key's single value is in the table's headers already.
+                if !key_fields.contains(&name.as_str()) {
+                    layout.fixed.push((name.clone(), values.pop().expect("one")));
+                }
+            } else if values.len() > 1 && !key_fields.contains(&name.as_str()) {
+                layout.between.push((name.clone(), values));
+            }
+        }
+        // Fields split on an earlier pass (a query reused from a table) still say so.
+        for name in &query.split {
+            if !layout.split.iter().any(|(n, _)| n == name)
+                && let Some(f) = self.fields.iter().position(|f| f == name)
+            {
+                let mut values: Vec<String> = in_table.iter().map(|&c| self.configs[c][f].clone()).collect::<BTreeSet<_>>().into_iter().collect();
+                values.sort_by_key(|v| sort_key(std::slice::from_ref(v)));
+                layout.split.push((name.clone(), values));
+            }
+        }
+        Ok((query, layout))
     }
 }
 
@@ -344,8 +592,8 @@ pub fn equals(frame: &DataFrame, column: &str, value: &str) -> Result<BooleanChu
     Ok(text.str()?.equal(value).fill_null_with_values(false)?)
 }
 
-/// The value of `keys` in each row of `frame`, as text (null: `–`), for grouping and display.
-pub fn key_strings(frame: &DataFrame, keys: &[String]) -> Result<Vec<Vec<String>>> {
+/// The value of frame columns `keys` in each row, as text (null: `–`).
+pub fn column_strings(frame: &DataFrame, keys: &[String]) -> Result<Vec<Vec<String>>> {
     let mut columns = Vec::with_capacity(keys.len());
     for k in keys {
         let c = frame.column(k.as_str())?.cast(&DataType::String)?;
@@ -366,15 +614,17 @@ pub fn build(dir: &Path, query: &TableQuery) -> Result<Table> {
     tabulate(&rows, query)
 }
 
-/// The table of `query` over rows already read (they must hold `query.columns()`).
+/// The table of `query` over rows already read (they must hold `query.columns()`). Cells are
+/// split by any field that varies inside one (see `Rows::layout`).
 pub fn tabulate(rows: &Rows, query: &TableQuery) -> Result<Table> {
     let frame = rows.selected(&query.filters)?;
+    let (query, layout) = rows.layout(&frame, query)?;
     let keys = query.keys();
-    let key_values = key_strings(&frame, &keys)?;
+    let key_values = rows.key_strings(&frame, &keys)?;
     let seeds = seeds(&frame)?;
     let metric = frame.column(query.metric.as_str())?.cast(&DataType::Float64)?;
     let metric = metric.f64()?;
-    let split = query.rows.len();
+    let split = query.row_names().len();
     let mut groups: std::collections::HashMap<Vec<String>, Vec<(i64, f64)>> = Default::default();
     for (i, key) in key_values.into_iter().enumerate() {
         // A null metric (a column newer than the row) is no run of this table.
@@ -398,7 +648,18 @@ pub fn tabulate(rows: &Rows, query: &TableQuery) -> Result<Table> {
         runs += values.len();
         cells[r][c] = Some(Cell::from_runs(values));
     }
-    Ok(Table { query: query.clone(), row_keys, col_keys, cells, runs, failed: rows.failed, unmeasured: frame.height() - runs, skipped: rows.skipped.clone() })
+    Ok(Table {
+        query,
+        layout,
+        duplicates: rows.duplicates.len(),
+        row_keys,
+        col_keys,
+        cells,
+        runs,
+        failed: rows.failed,
+        unmeasured: frame.height() - runs,
+        skipped: rows.skipped.clone(),
+    })
 }
 
 /// Tables of several metrics over the same keys as one table, each metric's columns side by
@@ -411,7 +672,7 @@ pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
         bail!("--metric: {} and {} differ in unit or direction; tabulate them one at a time", first.query.metric, t.query.metric);
     }
     let mut query = first.query.clone();
-    query.cols.push("metric".into());
+    query.cols.push(METRIC_KEY.into());
     let mut rows = BTreeSet::new();
     for t in &tables {
         rows.extend(t.row_keys.iter().map(|k| sort_key(k)));
@@ -429,7 +690,18 @@ pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
     }
     let runs = tables.iter().map(|t| t.runs).max().unwrap_or(0);
     let unmeasured = tables.iter().map(|t| t.unmeasured).max().unwrap_or(0);
-    Ok(Table { query, row_keys, col_keys, cells, runs, failed: first.failed, unmeasured, skipped: first.skipped.clone() })
+    Ok(Table {
+        query,
+        layout: first.layout.clone(),
+        duplicates: first.duplicates,
+        row_keys,
+        col_keys,
+        cells,
+        runs,
+        failed: first.failed,
+        unmeasured,
+        skipped: first.skipped.clone(),
+    })
 }
 
 /// Orders keys naturally: numbers by value, the `none` prior (the baseline) first, else by text.

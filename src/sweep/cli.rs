@@ -1,9 +1,11 @@
 //! `gps train`, `gps task`, `gps sweep expand|submit|run|status|prepare`.
 
-use super::expand::{PlannedRun, show};
+use super::expand::PlannedRun;
 use super::select::Selection;
+use super::value_path::show;
 use super::{local, prepare, status, submit, task, value_path, watch};
 use crate::config::RunSpec;
+use crate::text::emit;
 use crate::train::Progress;
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
@@ -221,7 +223,17 @@ impl SweepCommand {
                 let dir = runs[0].spec.output_dir.clone();
                 if crate::results::table::row_files(&dir).is_ok_and(|(rows, _)| !rows.is_empty()) {
                     println!();
-                    crate::results::cli::ReportArgs::defaults(dir).run()?;
+                    crate::results::cli::ReportArgs::defaults(dir.clone()).run()?;
+                    // What a GPS sweep is for: GPS against the baseline, with its interval.
+                    let priors: std::collections::BTreeSet<String> = runs.iter().map(|r| r.spec.prior.to_string()).collect();
+                    if priors.len() > 1 && priors.contains("none") {
+                        println!("\n$ gps report {} --compare prior", dir.display());
+                        if let Err(e) =
+                            (crate::results::cli::ReportArgs { compare: Some("prior".into()), ..crate::results::cli::ReportArgs::defaults(dir) }).run()
+                        {
+                            eprintln!("no comparison: {e:#}");
+                        }
+                    }
                 }
                 ran
             }
@@ -308,9 +320,7 @@ fn print_runs(runs: &[PlannedRun], states: &[Option<&status::RunState>], format:
                 }
                 rows.push(row);
             }
-            emit(&super::text_table::align(&rows));
+            emit(&crate::text::align(&rows));
         }
     }
 }
-
-pub use super::text_table::emit;

@@ -4,7 +4,7 @@
 
 use super::file::{Axis, SweepFile};
 use super::source_lines::locate;
-use super::value_path;
+use super::value_path::{self, show};
 use crate::config::RunSpec;
 use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
@@ -27,14 +27,6 @@ impl PlannedRun {
     pub fn label(&self) -> String {
         let parts: Vec<String> = self.choices.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
         if parts.is_empty() { "(base)".into() } else { parts.join(" ") }
-    }
-}
-
-/// A value as the user wrote it: strings without quotes.
-pub fn show(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 

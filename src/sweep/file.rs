@@ -250,7 +250,7 @@ fn parse_exclude(value: Value, at: &dyn Fn(&str) -> String) -> Result<Vec<Exclud
                 let mut probe = Value::Object(Default::default());
                 value_path::set(&mut probe, &key, value.clone())?;
                 if let Err(e) = RunSpec::from_tree(&probe) {
-                    bail!("{}: `exclude` rule on `{key}`: value {} can never match: {e}", at(&key), super::expand::show(value));
+                    bail!("{}: `exclude` rule on `{key}`: value {} can never match: {e}", at(&key), super::value_path::show(value));
                 }
             }
             checked.push((key, values));

@@ -19,7 +19,6 @@ pub mod status;
 pub mod submissions;
 pub mod submit;
 pub mod task;
-pub mod text_table;
 pub mod value_path;
 pub mod watch;
 

@@ -19,11 +19,7 @@ pub struct ArrayJob<'a> {
     pub keep_checkpoint: bool,
 }
 
-/// Quotes a string for a POSIX shell: inside single quotes nothing is special except the quote
-/// itself, which is written as `'\''`.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+use crate::text::sh_quote;
 
 fn quoted_path(p: &Path) -> Result<String> {
     let s = p.to_str().with_context(|| format!("path {} is not valid UTF-8; move the project to a plain path", p.display()))?;

@@ -4,6 +4,14 @@
 use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 
+/// A value as the user wrote it: strings without quotes.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Sets `path` in `root`, creating intermediate mappings. Fails (naming the path) when a segment
 /// on the way is a scalar, e.g. `k.x` where `k` is a number.
 pub fn set(root: &mut Value, path: &str, new: Value) -> Result<()> {

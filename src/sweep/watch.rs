@@ -4,10 +4,11 @@
 //! shared filesystem). On a terminal the view is redrawn in place with indicatif; otherwise it
 //! is printed as a plain table, once, or every interval with `--until-done`.
 
-use super::expand::{PlannedRun, show};
+use super::expand::PlannedRun;
 use super::file::SweepFile;
 use super::status::{self, Queue, RunState, RunView, duration};
-use super::text_table::{align, emit};
+use super::value_path::show;
+use crate::text::{align, emit};
 use crate::train::progress_record::Phase;
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};

@@ -33,11 +33,15 @@ pub struct LoopState {
     /// Representation health per epoch (absent from checkpoints written before it was recorded).
     #[serde(default)]
     pub health: crate::eval::health::HealthHistory,
+    /// The numerics version of the code that wrote the checkpoint (`crate::numerics`; None in
+    /// checkpoints written before it was recorded). A run resumes only under the same version.
+    #[serde(default)]
+    pub numerics: Option<u32>,
 }
 
 pub fn save(dir: &Path, state: &LoopState, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {
     let path = dir.join(format!("ckpt-{:010}.safetensors", state.global_step));
-    let meta = serde_json::to_vec(state)?;
+    let meta = serde_json::to_vec(&LoopState { numerics: Some(crate::numerics::NUMERICS_VERSION), ..state.clone() })?;
     // Contiguous: safetensors refuses strided tensors, and channels-last weights are strided.
     let mut all: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu).contiguous())).collect();
     all.push((META.to_string(), Tensor::from_slice(&meta)));

@@ -187,6 +187,16 @@ impl<'a> Trainer<'a> {
         let Some((state, tensors, path)) = checkpoint::load_latest(dir, &self.state.run_id)? else {
             return Ok(None);
         };
+        let current = crate::numerics::NUMERICS_VERSION;
+        if state.numerics != Some(current) {
+            bail!(
+                "checkpoint {} was written by gps with numerics version {} but this gps computes version {current} (see `gps info`): \
+                 resuming would mix two versions' arithmetic in one run. Finish the run with the gps that started it, or delete {} to run it anew",
+                path.display(),
+                crate::numerics::label(state.numerics.map(i64::from)),
+                dir.display()
+            );
+        }
         {
             let _guard = tch::no_grad_guard();
             for (name, mut t) in self.vs.variables() {

@@ -1,5 +1,6 @@
-//! Plain-text output of the sweep commands: left-aligned columns, and stdout writes that a
-//! closed pipe (`gps sweep expand x | head`) does not turn into a panic.
+//! Plain text out of gps, for every command: left-aligned columns, stdout writes that a closed
+//! pipe (`gps sweep expand x | head`) does not turn into a panic, and POSIX shell quoting (the
+//! sbatch scripts, the command line a result row records).
 
 /// Rows of cells as lines of left-aligned columns two spaces apart (trailing blanks trimmed).
 pub fn align(rows: &[Vec<String>]) -> String {
@@ -20,6 +21,12 @@ pub fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+/// Quotes a string for a POSIX shell: inside single quotes nothing is special except the quote
+/// itself, which is written as `'\''`.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]

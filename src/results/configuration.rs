@@ -1,0 +1,131 @@
+//! A row's configuration: everything that decides what its run computed, except the seed. Two
+//! rows belong in one table cell only if their configurations are equal, so a cell's n counts
+//! independent runs of one configuration (seeds), never runs that differ in anything else.
+//!
+//! The configuration is the row's resolved run spec (`spec_json`) read back as a spec today
+//! (fields added since the row was written take their defaults), flattened to dotted field paths,
+//! without the seed and the operational fields the run id leaves out, plus the numerics version
+//! of the code that wrote the row.
+
+use crate::config::{OPERATIONAL_FIELDS, RunSpec};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The name of the numerics-version field in a configuration (and the row's column).
+pub const NUMERICS: &str = "numerics";
+
+/// Dotted spec field → value as text (`epochs` → `6`, `optimizer.lr` → `null`).
+pub type Fields = BTreeMap<String, String>;
+
+/// The configuration of a row from its `spec_json` and `numerics` columns. A spec today's gps
+/// cannot read (from another version, with fields it does not know) is flattened as written; one
+/// that is not JSON at all keeps a single field saying so, so it never merges with readable rows.
+pub fn of_row(spec_json: Option<&str>, numerics: Option<i64>) -> Fields {
+    let mut fields = match spec_json.map(serde_json::from_str::<Value>) {
+        Some(Ok(tree)) => {
+            let resolved = RunSpec::from_tree(&tree).ok().and_then(|spec| serde_json::to_value(spec).ok());
+            flatten(resolved.as_ref().unwrap_or(&tree))
+        }
+        _ => BTreeMap::from([("spec_json".to_string(), "unreadable".to_string())]),
+    };
+    fields.retain(|path, _| path != "seed" && !OPERATIONAL_FIELDS.contains(&path.as_str()));
+    fields.insert(NUMERICS.to_string(), crate::numerics::label(numerics));
+    fields
+}
+
+/// Leaf values of a JSON tree by dotted path, as text (strings unquoted, null as `null`).
+pub fn flatten(tree: &Value) -> Fields {
+    fn walk(v: &Value, path: String, out: &mut Fields) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    walk(v, if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, out);
+                }
+            }
+            Value::String(s) => {
+                out.insert(path, s.clone());
+            }
+            other => {
+                out.insert(path, other.to_string());
+            }
+        }
+    }
+    let mut out = Fields::new();
+    walk(tree, String::new(), &mut out);
+    out
+}
+
+/// The order fields are listed in (a caption reads like a paper's: data and model first): by
+/// the group a field belongs to (a group's `name` first), then by name; the numerics version last.
+pub fn display_order(path: &str) -> (usize, bool, &str) {
+    const GROUPS: [&str; 17] = [
+        "dataset",
+        "backbone",
+        "backbone_stem",
+        "backbone_init",
+        "method",
+        "prior",
+        "prior_options",
+        "k",
+        "metric",
+        "augmentation",
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "temperature",
+        "precision",
+        "channels_last",
+        "eval",
+    ];
+    if path == NUMERICS {
+        return (usize::MAX, false, path);
+    }
+    let group = path.split('.').next().unwrap_or(path);
+    (GROUPS.iter().position(|g| *g == group).unwrap_or(GROUPS.len()), !path.ends_with(".name"), path)
+}
+
+/// The spec fields a row column stands for in a table key (`dataset` is `dataset.name`, `lr` is
+/// `optimizer.lr`); a column that is itself a spec field stands for itself.
+pub fn fields_of_column(column: &str) -> Vec<&str> {
+    match column {
+        "dataset" => vec!["dataset.name"],
+        "augmentation" => vec!["augmentation.preset", "augmentation.strength"],
+        "strength" => vec!["augmentation.strength"],
+        "lr" => vec!["optimizer.lr"],
+        other => vec![other],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_is_the_spec_without_seed_and_operational_fields() {
+        let spec = RunSpec { seed: 3, epochs: 6, name: "x".into(), ..RunSpec::default() };
+        let fields = of_row(Some(&serde_json::to_string(&spec).unwrap()), Some(1));
+        assert_eq!(fields["epochs"], "6");
+        assert_eq!(fields["optimizer.lr"], "null");
+        assert_eq!(fields["dataset.name"], "cifar10");
+        assert_eq!(fields[NUMERICS], "1");
+        for gone in ["seed", "name", "device", "output_dir", "cache_dir", "checkpoint_every"] {
+            assert!(!fields.contains_key(gone), "{gone}");
+        }
+        let other_seed = RunSpec { seed: 4, ..spec.clone() };
+        assert_eq!(fields, of_row(Some(&serde_json::to_string(&other_seed).unwrap()), Some(1)));
+        assert_ne!(fields, of_row(Some(&serde_json::to_string(&other_seed).unwrap()), None), "numerics versions differ");
+    }
+
+    #[test]
+    fn an_older_spec_reads_with_todays_defaults_and_an_unknown_one_as_written() {
+        // A spec written before `eval.every_epochs` existed.
+        let old = r#"{"k": 5, "epochs": 2, "eval": {"knn_k": 20, "knn_temperature": 0.07}}"#;
+        let fields = of_row(Some(old), None);
+        assert_eq!(fields["eval.every_epochs"], "1");
+        assert_eq!(fields[NUMERICS], "unversioned");
+        let foreign = r#"{"k": 5, "future_field": {"a": true}}"#;
+        let fields = of_row(Some(foreign), Some(9));
+        assert_eq!((fields["future_field.a"].as_str(), fields["k"].as_str()), ("true", "5"));
+        assert_eq!(of_row(Some("not json"), None)["spec_json"], "unreadable");
+    }
+}
