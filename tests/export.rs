@@ -102,7 +102,7 @@ fn exported_resnet18_loads_as_torchvision_and_gives_gps_features() {
     assert_eq!(meta["architecture"]["torchvision"], "resnet18");
     assert_eq!(meta["spec"]["backbone"], "resnet18");
     let stats = |k: &str| -> Vec<f64> { meta["normalization"][k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect() };
-    assert_eq!((stats("mean"), stats("std")), gps_ssl::train::named_normalization("cifar10", 3).unwrap());
+    assert_eq!((stats("mean"), stats("std")), cifar10_stats());
 
     // Features from the exported file alone (loaded by torchvision name into a fresh network, the
     // parity tests' path, and normalised with the JSON's statistics) against gps's own.
@@ -139,4 +139,10 @@ fn exported_resnet18_loads_as_torchvision_and_gives_gps_features() {
         Tensor::write_safetensors(&[("images", &test.images), ("features", &ours_test)], dir.join("gps_features.safetensors")).unwrap();
         eprintln!("wrote the export and gps's features of {} test images to {}", test.len(), dir.display());
     }
+}
+
+fn cifar10_stats() -> (Vec<f64>, Vec<f64>) {
+    let dataset = gps_ssl::config::DatasetSpec { name: "cifar10".into(), ..Default::default() };
+    let s = gps_ssl::recipe::fixed_normalization(&dataset, 3).unwrap().unwrap();
+    (s.mean, s.std)
 }

@@ -124,6 +124,7 @@ fn fresh_model(model: &str) -> (nn::VarStore, String) {
                 temperature: None,
                 backbone: BackboneKind::SmallCnn,
                 in_channels: 3,
+                stem: gps_ssl::recipe::Stem::Cifar,
                 device: Device::Cpu,
                 online: &vs,
                 channels_last: false,
@@ -466,6 +467,7 @@ fn a_simclr_training_step_matches_solo_learn() {
         temperature: None,
         backbone: BackboneKind::SmallCnn,
         in_channels: 3,
+        stem: gps_ssl::recipe::Stem::Cifar,
         device: Device::Cpu,
         online: &vs,
         channels_last: false,
@@ -509,4 +511,93 @@ fn a_simclr_training_step_matches_solo_learn() {
         checked += 1;
     }
     assert!(checked > 20, "{checked} variables compared");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The authors' prior: torchvision's ImageNet ResNet-50 on the authors' prior input.
+
+/// The formula weights of torchvision's resnet50 (fc removed) as a safetensors file the prior
+/// reads, seeded by `prior.<name>` as `prior_fixtures` seeds them.
+fn resnet50_formula_file(dir: &std::path::Path) -> PathBuf {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _ = model::build_backbone_with(BackboneKind::Resnet50, &vs.root(), 3, gps_ssl::recipe::Stem::Imagenet);
+    let tensors: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, v)| {
+            let (lo, hi) = formula_range(&name, &v.size());
+            let t = formula_tensor(&format!("prior.{name}"), &v.size(), lo, hi);
+            (name, t)
+        })
+        .collect();
+    let path = dir.join("rn50.safetensors");
+    Tensor::write_safetensors(&tensors, &path).unwrap();
+    path
+}
+
+#[test]
+fn imagenet_resnet50_prior_is_torchvisions_on_the_authors_input() {
+    use gps_ssl::prior::Prior;
+    use gps_ssl::recipe::{IMAGENET_MEAN, IMAGENET_STD, PriorInput, Stats};
+    let fx = tensors("priors.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let weights = resnet50_formula_file(dir.path());
+    let stats = |mean: &[f64], std: &[f64]| Stats { mean: mean.to_vec(), std: std.to_vec(), name: "test".into() };
+    let cifar = stats(&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]);
+    let imagenet = stats(&IMAGENET_MEAN, &IMAGENET_STD);
+    let one_dim = stats(&[IMAGENET_MEAN.iter().sum::<f64>() / 3.0], &[IMAGENET_STD.iter().sum::<f64>() / 3.0]);
+    for (case, images, size, stats) in [("cifar32", "rgb.images", 32, cifar), ("imagenet48", "rgb.images", 48, imagenet), ("grey28", "grey.images", 28, one_dim)] {
+        let images = get(&fx, images);
+        let n = images.size()[0];
+        let data = gps_ssl::data::Dataset::new(images.shallow_clone(), Tensor::zeros([n], (Kind::Int64, Device::Cpu)), vec!["a".into()]).unwrap();
+        let prior = gps_ssl::prior::resnet50::ResNet50Prior::new(Some(&weights), PriorInput { size, stats }).unwrap();
+        let features = prior.embed(&data, Device::Cpu).unwrap();
+        assert_close(&format!("resnet50 prior, {case}"), &features, get(&fx, &format!("{case}.features")), 1e-5, 1e-4);
+    }
+}
+
+#[test]
+fn torch_save_checkpoints_read_without_python() {
+    use gps_ssl::weights;
+    let fx = tensors("priors.safetensors");
+    let read = weights::read(&fixture_path("tiny_state_dict.pth")).unwrap();
+    let names: Vec<&str> = read.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["conv.weight", "conv.weight_t", "conv.tail", "bn.running_var", "bn.num_batches_tracked", "fc.bias"], "the file's order");
+    for (name, t) in &read {
+        let expected = get(&fx, &format!("pth.{name}"));
+        assert_eq!((t.kind(), t.size()), (expected.kind(), expected.size()), "{name}");
+        assert!(t.equal(expected), "{name}: {t:?} vs {expected:?}");
+    }
+    let legacy = weights::read(&fixture_path("tiny_state_dict_legacy.pth")).unwrap_err();
+    assert!(format!("{legacy:#}").contains("scripts/convert_legacy_pth.py"), "{legacy:#}");
+    // Cut short: an error naming the file, never a panic or a half-read tensor.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture_path("tiny_state_dict.pth")).unwrap();
+    let cut = dir.path().join("cut.pth");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = weights::read(&cut).unwrap_err();
+    assert!(format!("{e:#}").contains("cut.pth"), "{e:#}");
+}
+
+#[test]
+fn weights_that_do_not_fit_name_every_tensor_that_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = resnet50_formula_file(dir.path());
+    let mut tensors = Tensor::read_safetensors(&good).unwrap();
+    tensors.retain(|(n, _)| n != "layer1.0.conv1.weight");
+    for (n, t) in tensors.iter_mut() {
+        if n == "layer4.2.bn3.bias" {
+            *t = Tensor::zeros([7], (Kind::Float, Device::Cpu));
+        }
+    }
+    tensors.push(("head.weight".into(), Tensor::zeros([3], (Kind::Float, Device::Cpu))));
+    tensors.push(("fc.weight".into(), Tensor::zeros([1000, 2048], (Kind::Float, Device::Cpu))));
+    let bad = dir.path().join("bad.safetensors");
+    Tensor::write_safetensors(&tensors, &bad).unwrap();
+    let e = gps_ssl::prior::resnet50::load(&bad, Device::Cpu).err().expect("does not fit");
+    let msg = format!("{e:#}");
+    for part in ["missing layer1.0.conv1.weight", "layer4.2.bn3.bias: file [7], model [2048]", "not in the model head.weight", "bad.safetensors"] {
+        assert!(msg.contains(part), "{part}: {msg}");
+    }
+    assert!(!msg.contains("fc.weight"), "torchvision's classifier is expected in the file and left out: {msg}");
 }

@@ -1,7 +1,8 @@
 //! Priors on real data: the MNIST-5k CSV and the CIFAR-10 JPEG zip. Each check measures the
 //! neighbour label purity the prior gives through the real k-NN code.
 
-use gps_ssl::config::{AutoencoderKind, DataFormat, DatasetSpec, Metric, PriorOptions, PriorSpec};
+use gps_ssl::config::{AutoencoderKind, DataFormat, DatasetSpec, Metric, PriorNormalization, PriorOptions, PriorSpec, RunSpec};
+use gps_ssl::recipe::{self, PriorInput};
 use gps_ssl::data::{self, Dataset, Split};
 use gps_ssl::knn;
 use gps_ssl::prior::{embed_cached, embedding_path};
@@ -18,8 +19,15 @@ fn purity(emb: &Tensor, d: &Dataset, metric: Metric) -> f64 {
     knn::build_table(emb, 10, metric, Device::Cpu).unwrap().label_purity(&d.labels_vec(), d.num_classes()).0
 }
 
+/// What the prior sees for `opts` on `d` (the authors' defaults: the images' side, ImageNet's
+/// statistics for data gps has no constants for).
+fn input(opts: &PriorOptions, d: &Dataset) -> PriorInput {
+    let spec = RunSpec { dataset: DatasetSpec { name: "test-data".into(), ..Default::default() }, prior_options: opts.clone(), ..Default::default() };
+    PriorInput::resolve(&spec, d, &recipe::normalization(&spec.dataset, d).unwrap()).unwrap()
+}
+
 fn embed(prior: &str, opts: &PriorOptions, d: &Dataset, seed: u64, cache: &Path) -> (Tensor, String) {
-    embed_cached(&prior.parse::<PriorSpec>().unwrap(), opts, d, seed, cache, Device::Cpu).unwrap()
+    embed_cached(&prior.parse::<PriorSpec>().unwrap(), opts, &input(opts, d), d, seed, cache, Device::Cpu).unwrap()
 }
 
 #[test]
@@ -107,17 +115,19 @@ fn embeddings_file_npy_and_safetensors() {
     // Wrong number of rows: an error naming the file and the expected shape.
     Tensor::randn([99, 7], (Kind::Float, Device::Cpu)).write_npy(&npy).unwrap();
     let spec: PriorSpec = format!("embeddings:{}", npy.display()).parse().unwrap();
-    let err = format!("{:#}", embed_cached(&spec, &PriorOptions::default(), &d, 5, dir.path(), Device::Cpu).unwrap_err());
+    let err = format!("{:#}", embed_cached(&spec, &PriorOptions::default(), &input(&PriorOptions::default(), &d), &d, 5, dir.path(), Device::Cpu).unwrap_err());
     assert!(err.contains("e.npy") && err.contains("[100, D]"), "{err}");
     let missing: PriorSpec = "embeddings:/no/such.npy".parse().unwrap();
-    let err = format!("{:#}", embed_cached(&missing, &PriorOptions::default(), &d, 5, dir.path(), Device::Cpu).unwrap_err());
+    let err = format!("{:#}", embed_cached(&missing, &PriorOptions::default(), &input(&PriorOptions::default(), &d), &d, 5, dir.path(), Device::Cpu).unwrap_err());
     assert!(err.contains("/no/such.npy"), "{err}");
 }
 
 #[test]
 fn none_has_no_embedding() {
     let d = mnist_test().subset_balanced(50);
-    let err = embed_cached(&PriorSpec::None, &PriorOptions::default(), &d, 5, Path::new("/tmp"), Device::Cpu).unwrap_err().to_string();
+    let err = embed_cached(&PriorSpec::None, &PriorOptions::default(), &input(&PriorOptions::default(), &d), &d, 5, Path::new("/tmp"), Device::Cpu)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("identity"), "{err}");
 }
 
@@ -144,8 +154,8 @@ fn torchscript_module_is_run_on_unit_range_images() {
 fn autoencoders_train_deterministically_and_keep_neighbours() {
     let d = mnist_test().subset_balanced(500);
     let cache = tempfile::tempdir().unwrap();
-    for kind in [AutoencoderKind::Mlp, AutoencoderKind::Conv] {
-        let opts = PriorOptions { autoencoder: kind, autoencoder_epochs: 2, autoencoder_dim: 32, ..Default::default() };
+    for (kind, sizes) in [(AutoencoderKind::Mlp, vec![128, 32]), (AutoencoderKind::Conv, vec![16, 32, 32])] {
+        let opts = PriorOptions { autoencoder: kind, autoencoder_epochs: 2, autoencoder_sizes: Some(sizes), ..Default::default() };
         let (emb, hash) = embed("autoencoder", &opts, &d, 5, cache.path());
         assert_eq!(emb.size(), vec![500, 32], "{kind:?}");
         let p = purity(&emb, &d, Metric::L2);
@@ -157,7 +167,7 @@ fn autoencoders_train_deterministically_and_keep_neighbours() {
         assert_eq!(hash, hash2);
         assert!(emb.allclose(&emb2, 1e-5, 1e-5, false), "{kind:?} training is seeded");
         // The seed is part of the key (checked without training a third time).
-        let key = |seed| gps_ssl::prior::make(&PriorSpec::Autoencoder, &opts, seed, cache.path()).unwrap().key();
+        let key = |seed| gps_ssl::prior::make(&PriorSpec::Autoencoder, &opts, &input(&opts, &d), seed, cache.path()).unwrap().key();
         assert_ne!(key(5), key(6));
     }
 }
@@ -165,7 +175,7 @@ fn autoencoders_train_deterministically_and_keep_neighbours() {
 fn cifar_test_subset(n: usize) -> Dataset {
     let zip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10-jpg.zip");
     let cache = tempfile::tempdir().unwrap();
-    let spec = DatasetSpec { name: "cifar10".into(), format: DataFormat::Auto, path: zip, train_limit: None, test_limit: Some(n) };
+    let spec = DatasetSpec { name: "cifar10".into(), format: DataFormat::Auto, path: zip, test_limit: Some(n), ..Default::default() };
     data::load(&spec, Split::Test, cache.path()).unwrap()
 }
 
@@ -177,7 +187,10 @@ fn mobilenetv2_beats_raw_pixels_on_cifar10() {
     let d = cifar_test_subset(1000);
     let cache = tempfile::tempdir().unwrap();
     let (pix, _) = embed("pixels", &PriorOptions::default(), &d, 5, cache.path());
-    let (mob, _) = embed("imagenet-mobilenetv2", &PriorOptions::default(), &d, 5, cache.path());
+    // 64 px and ImageNet statistics (the authors' 32 px and CIFAR statistics give ImageNet
+    // networks less to see: README, Priors).
+    let opts = PriorOptions { input_size: Some(64), normalization: PriorNormalization::Imagenet, ..Default::default() };
+    let (mob, _) = embed("imagenet-mobilenetv2", &opts, &d, 5, cache.path());
     assert_eq!(mob.size(), vec![1000, 1280]);
     assert!(bool::try_from(mob.ge(0.0).all()).unwrap(), "pooled ReLU6 features are non-negative");
     let (p_pix, p_mob) = (purity(&pix, &d, Metric::Cosine), purity(&mob, &d, Metric::Cosine));

@@ -55,7 +55,8 @@ fn a_cell_holds_one_configuration_and_a_run_counts_once() {
     }
     assert!(md.contains("fixed: dataset.format=mnist-csv") && md.contains("backbone=small-cnn") && md.contains("batch_size=50"), "{md}");
     assert!(!md.contains("dataset.name=") && !md.contains("method=simclr"), "a key's one value is in the headers, not repeated: {md}");
-    assert!(md.contains("numerics=1"), "the numerics version is held fixed and said: {md}");
+    let current = gps_ssl::numerics::NUMERICS_VERSION;
+    assert!(md.contains(&format!("numerics={current}")), "the numerics version is held fixed and said: {md}");
     // The same in every output.
     let (_, tex, _) = gps(w, &["report", "results", "--latex"]);
     assert!(tex.contains(r"\caption{") && tex.contains("cells also split by epochs: 1, 2") && tex.contains("fixed: dataset.format=mnist-csv"), "{tex}");
@@ -117,8 +118,8 @@ fn a_cell_holds_one_configuration_and_a_run_counts_once() {
     row::set_columns(&target, [polars::prelude::Column::new("numerics".into(), [None::<i64>])]).unwrap();
     let (ok, md, err) = gps(w, &["report", "results", "--where", "epochs=2"]);
     assert!(ok, "{err}");
-    assert!(md.contains("cells also split by numerics: 1, unversioned"), "{md}");
-    let versioned = line(&md, "| simclr | weak | 1 |");
+    assert!(md.contains(&format!("cells also split by numerics: {current}, unversioned")), "{md}");
+    let versioned = line(&md, &format!("| simclr | weak | {current} |"));
     let unversioned = line(&md, "| simclr | weak | unversioned |");
     assert_eq!(versioned.matches("(n=2)").count(), 2, "{md}");
     assert_eq!(unversioned.matches("(n=1)").count(), 1, "the old row stands alone: {md}");

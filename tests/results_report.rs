@@ -31,6 +31,7 @@ fn outcome(acc: f64) -> RunOutcome {
         samples_per_s: 100.0,
         device: "cpu".into(),
         resumed_from_epoch: None,
+        backbone_init: None,
     }
 }
 

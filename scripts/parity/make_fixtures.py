@@ -21,6 +21,7 @@ small and a parameter loaded under the wrong name gives different numbers.
 """
 
 import argparse
+import collections
 import importlib.util
 import json
 import math
@@ -507,19 +508,82 @@ def train_step_fixture(code):
     return t
 
 
+CIFAR_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def no_transform(images: torch.Tensor, size: int, mean, std) -> torch.Tensor:
+    """The authors' prior input (`build_no_transform`, solo/data/pretrain_dataloader.py): PIL
+    image -> Resize((size, size), BICUBIC) -> ToTensor -> Normalize(mean, std)."""
+    pipeline = transforms.Compose(
+        [transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC), transforms.ToTensor(), transforms.Normalize(mean, std)]
+    )
+    return torch.stack([pipeline(TF.to_pil_image(img)) for img in images])
+
+
+def prior_fixtures():
+    """The ImageNet ResNet-50 prior (solo/emb_methods/resnet.py): torchvision's resnet50 with its
+    ImageNet stem, fc = Identity, eval mode, fp32, formula weights (seeded by `prior.<name>`),
+    on the authors' prior input: CIFAR-sized images at 32 px with CIFAR statistics (no upsampling),
+    the same resized to 48 px with ImageNet statistics, and one-channel 28 px images normalised
+    with ImageNet's averaged statistics, then repeated to three channels (misc.py:567-568 of the
+    development code)."""
+    net = torchvision.models.resnet50()
+    net.fc = nn.Identity()
+    load_formula_weights(net, "prior.")
+    net.eval()
+    rgb = test_images()
+    grey = (formula_values("prior.grey.input", (2, 1, 28, 28), 0.0, 1.0) * 255).round().to(torch.uint8)
+    one_dim = (sum(IMAGENET_STATS[0]) / 3,), (sum(IMAGENET_STATS[1]) / 3,)
+    t = {"rgb.images": rgb, "grey.images": grey}
+    with torch.no_grad():
+        t["cifar32.features"] = net(no_transform(rgb, 32, *CIFAR_STATS))
+        t["imagenet48.features"] = net(no_transform(rgb, 48, *IMAGENET_STATS))
+        t["grey28.features"] = net(no_transform(grey, 28, *one_dim).repeat(1, 3, 1, 1))
+    return t
+
+
+def pth_fixtures(out: Path):
+    """A small state dict as torch.save writes it (a zip), with what a reader must get right: a
+    float16 and a float64 tensor, an int64 scalar (num_batches_tracked), a transposed view
+    (strides) and a slice sharing another tensor's storage (an offset). Also the same dict in the
+    legacy (pre-1.6) format, which gps refuses with the conversion command."""
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 7
+    state = collections.OrderedDict(
+        [
+            ("conv.weight", base),
+            ("conv.weight_t", base.t()),
+            ("conv.tail", base.view(-1)[5:9]),
+            ("bn.running_var", torch.tensor([1.5, 0.25], dtype=torch.float16)),
+            ("bn.num_batches_tracked", torch.tensor(7)),
+            ("fc.bias", torch.tensor([-1.0, 2.5], dtype=torch.float64)),
+        ]
+    )
+    torch.save(state, out / "tiny_state_dict.pth")
+    torch.save(state, out / "tiny_state_dict_legacy.pth", _use_new_zipfile_serialization=False)
+    return {f"pth.{k}": v.clone().contiguous() for k, v in state.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--solo", required=True, type=Path, help="a checkout of aarashfeizi/gps-ssl (the authors' solo-learn fork)")
+    ap.add_argument("--solo", type=Path, help="a checkout of aarashfeizi/gps-ssl (the authors' solo-learn fork)")
+    ap.add_argument("--only", choices=["priors"], help="write only these fixtures (priors: no --solo needed)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "tests/fixtures/parity")
     args = ap.parse_args()
     assert torch.__version__.startswith("2.11.0"), f"the fixtures are of torch 2.11.0, this is {torch.__version__}"
     torch.set_num_threads(1)
-    code = load_authors_code(args.solo)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
     def save(name, tensors):
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / name))
+
+    save("priors.safetensors", {**prior_fixtures(), **pth_fixtures(out)})
+    if args.only == "priors":
+        return
+    if args.solo is None:
+        ap.error("--solo is needed for every fixture but the priors'")
+    code = load_authors_code(args.solo)
 
     versions = {"torch": torch.__version__, "torchvision": torchvision.__version__, "pillow": Image.__version__, "solo": str(args.solo.name)}
     (out / "init_stats.json").write_text(json.dumps({"versions": versions, "models": init_stats()}, indent=1))

@@ -11,14 +11,15 @@
 //! crop → colour jitter → grayscale → blur → solarise → flip (folded into the crop).
 mod params;
 mod pixel_ops;
-mod resample;
+pub mod resample;
 pub mod sample;
 
 pub use params::{Pipeline, view_pipelines};
 pub use pixel_ops::box_pass;
-pub use resample::resize_like_pil;
+pub use resample::{Filter, resize_bytes_like_pil, resize_like_pil, resize_like_pil_with};
 
 use crate::knn::SplitMix64;
+use crate::recipe::EvalTransform;
 use sample::Draw;
 use tch::{Device, Kind, Tensor};
 
@@ -27,14 +28,25 @@ pub struct Augmenter {
     pipeline: Pipeline,
     mean: Tensor,
     std: Tensor,
+    /// Side of the output views (the authors' `crop_size`); None: the input's size.
+    crop: Option<usize>,
 }
 
 impl Augmenter {
-    /// `mean`/`std`: per-channel normalisation statistics (in [0, 1] units).
+    /// `mean`/`std`: per-channel normalisation statistics (in [0, 1] units). Views keep the
+    /// images' size (`with_crop` sets another).
     pub fn new(pipeline: Pipeline, mean: &[f64], std: &[f64], device: Device) -> Augmenter {
         let c = mean.len() as i64;
         let to = |v: &[f64]| Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<_>>()).view([1, c, 1, 1]).to_device(device);
-        Augmenter { pipeline, mean: to(mean), std: to(std) }
+        Augmenter { pipeline, mean: to(mean), std: to(std), crop: None }
+    }
+
+    /// Views of `crop` x `crop` pixels: the random crop's output size, or (pipelines without a
+    /// crop) the whole image resized to it with PIL's bicubic, as torchvision's `Resize((crop,
+    /// crop))` in the authors' pipelines without RandomResizedCrop.
+    pub fn with_crop(mut self, crop: u32) -> Augmenter {
+        self.crop = Some(crop as usize);
+        self
     }
 
     pub fn pipeline(&self) -> &Pipeline {
@@ -55,18 +67,21 @@ impl Augmenter {
         let device = images.device();
         let (b, _, h, w) = images.size4().expect("images are [B, C, H, W]");
         let (h, w) = (h as usize, w as usize);
+        let (oh, ow) = self.crop.map(|c| (c, c)).unwrap_or((h, w));
         let mut x = images.to_kind(Kind::Float) / 255.0;
         let column = |f: &dyn Fn(&Draw) -> f32| Tensor::from_slice(&draws.iter().map(f).collect::<Vec<f32>>()).to_device(device);
 
-        if self.pipeline.crop_scale.is_some() {
-            let (mut wy, mut wx) = (vec![0f32; draws.len() * h * h], vec![0f32; draws.len() * w * w]);
+        if self.pipeline.crop_scale.is_some() || (oh, ow) != (h, w) {
+            // Crop box (the whole image without a random crop) + bicubic resize + flip, as one
+            // [out, in] matrix per axis and image.
+            let (mut wy, mut wx) = (vec![0f32; draws.len() * oh * h], vec![0f32; draws.len() * ow * w]);
             for (i, d) in draws.iter().enumerate() {
                 let c = d.crop.unwrap_or(sample::CropBox { top: 0, left: 0, height: h, width: w });
-                resample::write_axis_matrix(&mut wy[i * h * h..(i + 1) * h * h], h, c.top, c.height, h, false);
-                resample::write_axis_matrix(&mut wx[i * w * w..(i + 1) * w * w], w, c.left, c.width, w, d.flip);
+                resample::write_axis_matrix(&mut wy[i * oh * h..(i + 1) * oh * h], h, c.top, c.height, oh, false);
+                resample::write_axis_matrix(&mut wx[i * ow * w..(i + 1) * ow * w], w, c.left, c.width, ow, d.flip);
             }
-            let wy = Tensor::from_slice(&wy).view([b, h as i64, h as i64]).to_device(device);
-            let wx = Tensor::from_slice(&wx).view([b, w as i64, w as i64]).to_device(device);
+            let wy = Tensor::from_slice(&wy).view([b, oh as i64, h as i64]).to_device(device);
+            let wx = Tensor::from_slice(&wx).view([b, ow as i64, w as i64]).to_device(device);
             x = pixel_ops::resample(&x, &wy, &wx);
         } else if draws.iter().any(|d| d.flip) {
             x = pixel_ops::flip_where(&x, &column(&|d| d.flip as u8 as f32));
@@ -130,6 +145,40 @@ impl Augmenter {
     pub fn normalize(&self, images: &Tensor) -> Tensor {
         (images.to_kind(Kind::Float) / 255.0 - &self.mean) / &self.std
     }
+
+    /// Evaluation with a transform: `transform` (resize, centre crop) of uint8 images, normalised.
+    pub fn evaluation_view(&self, images: &Tensor, transform: &EvalTransform) -> Tensor {
+        if *transform == EvalTransform::default() {
+            return self.normalize(images);
+        }
+        (eval_transform(&(images.to_kind(Kind::Float) / 255.0), transform) - &self.mean) / &self.std
+    }
+}
+
+/// torchvision's evaluation transform on float images in [0, 1]: `Resize(S)` of the shorter side
+/// (the longer side `int(S · long / short)`, PIL's bilinear), then `CenterCrop(C)` (top
+/// `round((h − C) / 2)`). A resize to the size the images already have is skipped.
+pub fn eval_transform(x: &Tensor, t: &EvalTransform) -> Tensor {
+    let mut x = x.shallow_clone();
+    if let Some(s) = t.resize {
+        let (h, w) = (x.size()[2] as usize, x.size()[3] as usize);
+        let s = s as usize;
+        let (nh, nw) = if h <= w { (s, s * w / h) } else { (s * h / w, s) };
+        if (nh, nw) != (h, w) {
+            x = resize_like_pil_with(Filter::Bilinear, &x, nh, nw);
+        }
+    }
+    if let Some(c) = t.center_crop {
+        let (h, w) = (x.size()[2], x.size()[3]);
+        let c = c as i64;
+        let c_h = c.min(h);
+        let c_w = c.min(w);
+        // Python's round() halves to even: (h − c)/2 = 1.5 gives 2, 2.5 gives 2.
+        let half_to_even = |d: i64| if d % 2 == 1 && (d / 2) % 2 == 0 { d / 2 } else { (d + 1) / 2 };
+        let (top, left) = (half_to_even(h - c_h), half_to_even(w - c_w));
+        x = x.narrow(2, top, c_h).narrow(3, left, c_w);
+    }
+    x
 }
 
 /// A jitter factor that leaves the image as it is (the op is skipped).

@@ -91,7 +91,7 @@ mod tests {
     use super::*;
 
     fn spec(preset: AugPreset) -> AugmentationSpec {
-        AugmentationSpec { preset, strength: None }
+        AugmentationSpec { preset, strength: None, crop_size: None }
     }
 
     #[test]
@@ -108,7 +108,7 @@ mod tests {
     fn strength_zero_is_weak_and_one_is_symmetric() {
         assert_eq!(Pipeline::with_strength(0.0), Pipeline::RECONSTRUCTION);
         assert_eq!(Pipeline::with_strength(1.0), Pipeline::SYMMETRIC);
-        let s = AugmentationSpec { preset: AugPreset::Weak, strength: Some(1.0) };
+        let s = AugmentationSpec { preset: AugPreset::Weak, strength: Some(1.0), crop_size: None };
         assert_eq!(view_pipelines(&s, Method::Byol, false), [Pipeline::SYMMETRIC; 2]);
     }
 }

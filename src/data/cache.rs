@@ -1,9 +1,9 @@
-//! The decoded cache: one safetensors file per (source, format, split), so 60k JPEGs decode once.
-//! The file records a fingerprint of the sources (path, size, mtime of every file read); a
-//! changed source rebuilds the entry, a corrupt entry is reported and rebuilt.
+//! The decoded cache: one safetensors file per (source, format, split, decode-time geometry), so
+//! 60k JPEGs decode once. The file records a fingerprint of the sources (path, size, mtime of
+//! every file read); a changed source rebuilds the entry, a corrupt entry is reported and rebuilt.
 
-use super::{Dataset, Split, decode, source_files};
-use crate::config::DataFormat;
+use super::{Dataset, Request, Split, decode_request, source_files};
+use crate::config::{DataFormat, DatasetSpec};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -11,20 +11,32 @@ use std::time::UNIX_EPOCH;
 use tch::{Kind, Tensor};
 
 /// Bumped when the decoded layout changes, so old caches are rebuilt rather than misread.
-const CACHE_VERSION: u32 = 1;
+/// 2: MedMNIST class names, split names and the decode-time geometry.
+const CACHE_VERSION: u32 = 2;
 
-/// Where the decoded split of `path` lives under `cache_dir`.
-pub fn cache_path(cache_dir: &Path, path: &Path, format: DataFormat, split: Split) -> PathBuf {
-    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let key = format!("{}|{format:?}|{}", abs.display(), split.as_str());
-    let hex: String = Sha256::digest(key.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
-    cache_dir.join("datasets").join(format!("{hex}-{}.safetensors", split.as_str()))
+/// Where the decoded split of a spec (its `train_split`/`test_split`, resize and crop) lives
+/// under `cache_dir`.
+pub fn cache_path(cache_dir: &Path, spec: &DatasetSpec, split: Split) -> Result<PathBuf> {
+    let format = super::resolve_format(spec.format, &spec.path)?;
+    Ok(entry_path(cache_dir, &spec.path, format, &super::request(spec, format, split)?))
 }
 
-pub(super) fn load_or_decode(path: &Path, format: DataFormat, split: Split, cache_dir: &Path) -> Result<Dataset> {
+/// The key: the source's absolute path, the format, the split's name in the files and, when set,
+/// the decode-time geometry.
+fn entry_path(cache_dir: &Path, path: &Path, format: DataFormat, request: &Request) -> PathBuf {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut key = format!("{}|{format:?}|{}", abs.display(), request.split);
+    if !request.geometry.is_identity() {
+        key.push_str(&format!("|{}", request.geometry.describe()));
+    }
+    let hex: String = Sha256::digest(key.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    cache_dir.join("datasets").join(format!("{hex}-{}.safetensors", request.split))
+}
+
+pub(super) fn load_or_decode(path: &Path, format: DataFormat, request: &Request, cache_dir: &Path) -> Result<Dataset> {
     let format = super::resolve_format(format, path)?;
-    let fingerprint = fingerprint(&source_files(path, format, split)?)?;
-    let file = cache_path(cache_dir, path, format, split);
+    let fingerprint = fingerprint(&source_files(path, format, request.split)?)?;
+    let file = entry_path(cache_dir, path, format, request);
     if file.exists() {
         match read(&file) {
             Ok((d, fp)) if fp == fingerprint => return Ok(d),
@@ -32,7 +44,7 @@ pub(super) fn load_or_decode(path: &Path, format: DataFormat, split: Split, cach
             Err(e) => eprintln!("warning: decoded cache {} is unusable ({e:#}); rebuilding it", file.display()),
         }
     }
-    let d = decode(path, format, split)?;
+    let d = decode_request(path, format, request)?;
     write(&file, &d, &fingerprint).with_context(|| format!("writing decoded cache {}", file.display()))?;
     Ok(d)
 }

@@ -18,6 +18,56 @@ impl Split {
             Split::Test => "test",
         }
     }
+
+    /// The spec field that names which split of the files plays this role.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Split::Train => "dataset.train_split",
+            Split::Test => "dataset.test_split",
+        }
+    }
+}
+
+/// A split as the dataset's files name it (`dataset.train_split` / `dataset.test_split`): which
+/// ones a format has is `super::splits_of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SplitName {
+    Train,
+    Val,
+    Test,
+    Trainval,
+}
+
+impl SplitName {
+    pub const ALL: [SplitName; 4] = [SplitName::Train, SplitName::Val, SplitName::Test, SplitName::Trainval];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SplitName::Train => "train",
+            SplitName::Val => "val",
+            SplitName::Test => "test",
+            SplitName::Trainval => "trainval",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SplitName> {
+        SplitName::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+}
+
+impl From<Split> for SplitName {
+    fn from(s: Split) -> SplitName {
+        match s {
+            Split::Train => SplitName::Train,
+            Split::Test => SplitName::Test,
+        }
+    }
+}
+
+impl std::fmt::Display for SplitName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Images as a CPU uint8 tensor [N, C, H, W], labels as int64 [N], class names by label.

@@ -36,14 +36,17 @@ pub fn resolve_format(format: DataFormat, path: &Path) -> Result<DataFormat> {
         if has("train-images-idx3-ubyte.gz") || has("t10k-images-idx3-ubyte.gz") {
             return Ok(DataFormat::Idx);
         }
+        if super::aircraft::looks_like(path) {
+            return Ok(DataFormat::FgvcAircraft);
+        }
         if path.join("train").is_dir() || path.join("test").is_dir() {
             return Ok(DataFormat::ImageFolder);
         }
     }
     bail!(
         "cannot tell the format of {}: expected a zip or folder with train/<class>/ images, a CIFAR binary folder, \
-         MNIST IDX files, a .csv(.gz) or a MedMNIST .npz; set `dataset.format` (image-folder, cifar10-bin, \
-         cifar100-bin, idx, mnist-csv, medmnist-npz)",
+         MNIST IDX files, a .csv(.gz), a MedMNIST .npz or the unpacked FGVC-Aircraft release; set `dataset.format` \
+         (image-folder, cifar10-bin, cifar100-bin, idx, mnist-csv, medmnist-npz, fgvc-aircraft)",
         path.display()
     )
 }

@@ -3,12 +3,13 @@
 //! sorted class names of both splits together (so train and test agree); images are ordered by
 //! (class, file name), so the order never depends on the file system or the zip's entry order.
 
+use super::images::{Channels, Encoded, Source, decode_all};
+use super::resize::Geometry;
 use super::{Dataset, Split};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use tch::Tensor;
 use walkdir::WalkDir;
 
 /// Folder names accepted for each split, in order of preference.
@@ -25,19 +26,14 @@ fn is_image(name: &str) -> bool {
     !n.starts_with('.') && (n.ends_with(".jpg") || n.ends_with(".jpeg") || n.ends_with(".png"))
 }
 
-/// One image before decoding: its label, where it came from (for errors) and its encoded bytes.
-struct Encoded {
-    label: i64,
-    origin: String,
-    bytes: Vec<u8>,
-}
-
-pub fn load(root: &Path, split: Split) -> Result<Dataset> {
+/// Loads the `train` or `test` split (the split names of this format), every image through the
+/// decode-time geometry; images of mixed sizes need one (an error says so).
+pub fn load(root: &Path, split: Split, geometry: &Geometry) -> Result<Dataset> {
     let (classes, items) = if root.is_file() { read_zip(root, split)? } else { read_dir(root, split)? };
     if items.is_empty() {
         bail!("no images for the {} split in {}: expected {}/<class>/<image>.jpg|png", split.as_str(), root.display(), split_dirs(split).join(" or "));
     }
-    decode_all(&items, classes)
+    decode_all(&items, classes, geometry, Channels::AsFirstImage)
 }
 
 /// Every image file of a directory dataset (both splits: both feed the class list).
@@ -85,8 +81,7 @@ fn read_dir(root: &Path, split: Split) -> Result<(Vec<String>, Vec<Encoded>)> {
         }
         let class = e.path().parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let label = classes.binary_search(&class).expect("class folders were listed above") as i64;
-        let bytes = std::fs::read(e.path()).with_context(|| format!("reading {}", e.path().display()))?;
-        items.push(Encoded { label, origin: e.path().display().to_string(), bytes });
+        items.push(Encoded { label, origin: e.path().display().to_string(), source: Source::File(e.into_path()) });
     }
     Ok((classes, items))
 }
@@ -122,64 +117,7 @@ fn read_zip(path: &Path, split: Split) -> Result<(Vec<String>, Vec<Encoded>)> {
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut bytes).with_context(|| format!("reading {origin} (corrupt zip?)"))?;
         let label = classes.binary_search(&class).expect("class list holds every class") as i64;
-        items.push(Encoded { label, origin, bytes });
+        items.push(Encoded { label, origin, source: Source::Bytes(bytes) });
     }
     Ok((classes, items))
-}
-
-/// Decodes all images in parallel (scoped threads over contiguous chunks) into one CHW buffer.
-/// Every image must have the first image's size and colour type: a dataset is never silently
-/// resized or converted image by image.
-fn decode_all(items: &[Encoded], classes: Vec<String>) -> Result<Dataset> {
-    let first = decode_one(&items[0])?;
-    let grey = matches!(first.color(), image::ColorType::L8 | image::ColorType::L16 | image::ColorType::La8 | image::ColorType::La16);
-    let (c, w, h) = (if grey { 1 } else { 3 }, first.width(), first.height());
-    let per_image = (c * w * h) as usize;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
-    let chunk = items.len().div_ceil(threads);
-    let mut pixels = vec![0u8; items.len() * per_image];
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .zip(pixels.chunks_mut(chunk * per_image))
-            .map(|(its, out)| {
-                s.spawn(move || -> Result<()> {
-                    for (item, dst) in its.iter().zip(out.chunks_mut(per_image)) {
-                        let img = decode_one(item)?;
-                        if (img.width(), img.height()) != (w, h) {
-                            bail!("{} is {}x{} but the dataset's images are {w}x{h}", item.origin, img.width(), img.height());
-                        }
-                        write_chw(&img, grey, dst);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for hnd in handles {
-            hnd.join().map_err(|_| anyhow::anyhow!("an image decoding thread panicked"))??;
-        }
-        Ok(())
-    })?;
-    let images = Tensor::from_slice(&pixels).view([items.len() as i64, c as i64, h as i64, w as i64]);
-    let labels = Tensor::from_slice(&items.iter().map(|i| i.label).collect::<Vec<_>>());
-    Dataset::new(images, labels, classes)
-}
-
-fn decode_one(item: &Encoded) -> Result<image::DynamicImage> {
-    image::load_from_memory(&item.bytes).with_context(|| format!("cannot decode image {} (corrupt or not a JPEG/PNG)", item.origin))
-}
-
-/// HWC (image crate) to CHW (tensors).
-fn write_chw(img: &image::DynamicImage, grey: bool, dst: &mut [u8]) {
-    if grey {
-        dst.copy_from_slice(img.to_luma8().as_raw());
-        return;
-    }
-    let rgb = img.to_rgb8();
-    let plane = dst.len() / 3;
-    for (p, px) in rgb.as_raw().chunks_exact(3).enumerate() {
-        dst[p] = px[0];
-        dst[plane + p] = px[1];
-        dst[2 * plane + p] = px[2];
-    }
 }

@@ -7,6 +7,7 @@ pub mod linear;
 
 use crate::augment::Augmenter;
 use crate::model::{Backbone, normalize, to_channels_last};
+use crate::recipe::EvalTransform;
 use tch::nn::ModuleT;
 use tch::{Kind, Tensor};
 
@@ -15,15 +16,19 @@ const EVAL_BATCH: i64 = 1024;
 /// How the backbone is run for evaluation.
 pub struct FeatureExtractor<'a> {
     pub backbone: &'a dyn Backbone,
+    /// Supplies the normalisation statistics.
     pub augmenter: &'a Augmenter,
+    /// The evaluation transform (resize, centre crop) applied before normalising.
+    pub eval: EvalTransform,
     pub channels_last: bool,
     pub autocast: bool,
 }
 
 impl FeatureExtractor<'_> {
-    /// Backbone features (eval mode, no augmentation) of uint8 images on the device, as float32.
+    /// Backbone features (eval mode, no augmentation: the evaluation transform only) of uint8
+    /// images on the device, as float32.
     pub fn features(&self, images: &Tensor) -> Tensor {
-        self.batched(images.size()[0], |start, len| self.augmenter.normalize(&images.narrow(0, start, len)))
+        self.batched(images.size()[0], |start, len| self.augmenter.evaluation_view(&images.narrow(0, start, len), &self.eval))
     }
 
     /// Backbone features (eval mode) of already augmented, normalised float images.

@@ -1,11 +1,13 @@
 //! `gps export`: a finished run's trained backbone as a PyTorch state_dict in safetensors, with
-//! torchvision's parameter names and shapes for the ResNets (the CIFAR stem aside: conv1 is
-//! 3x3 / stride 1 / padding 2, maxpool and fc are Identity, as in solo-learn), batch-norm buffers
+//! torchvision's parameter names and shapes for the ResNets (with the CIFAR stem conv1 is
+//! 3x3 / stride 1 / padding 2 and maxpool Identity, as in solo-learn; fc is always Identity),
+//! batch-norm buffers
 //! included, so `load_state_dict(strict=True)` takes it; and a small JSON beside it with the run
 //! spec and the normalisation its inputs need.
 pub mod cli;
 
 use crate::config::Backbone as BackboneKind;
+use crate::recipe::Stem;
 use crate::train::trained::TrainedRun;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -28,12 +30,19 @@ pub fn state_dict(backbone: &[(String, Tensor)], steps: u64) -> Vec<(String, Ten
 }
 
 /// What the JSON says the weights load into.
-fn architecture(kind: BackboneKind, in_channels: i64) -> serde_json::Value {
-    let stem = serde_json::json!({
-        "conv1": format!("torch.nn.Conv2d({in_channels}, 64, kernel_size=3, stride=1, padding=2, bias=False)"),
-        "maxpool": "torch.nn.Identity()",
-        "fc": "torch.nn.Identity()",
-    });
+fn architecture(kind: BackboneKind, in_channels: i64, stem: Stem) -> serde_json::Value {
+    let stem = match stem {
+        Stem::Cifar => serde_json::json!({
+            "conv1": format!("torch.nn.Conv2d({in_channels}, 64, kernel_size=3, stride=1, padding=2, bias=False)"),
+            "maxpool": "torch.nn.Identity()",
+            "fc": "torch.nn.Identity()",
+        }),
+        Stem::Imagenet if in_channels != 3 => serde_json::json!({
+            "conv1": format!("torch.nn.Conv2d({in_channels}, 64, kernel_size=7, stride=2, padding=3, bias=False)"),
+            "fc": "torch.nn.Identity()",
+        }),
+        Stem::Imagenet => serde_json::json!({"fc": "torch.nn.Identity()"}),
+    };
     match kind {
         BackboneKind::Resnet18 => serde_json::json!({"torchvision": "resnet18", "replace": stem}),
         BackboneKind::Resnet50 => serde_json::json!({"torchvision": "resnet50", "replace": stem}),
@@ -60,7 +69,7 @@ pub fn export(run: &TrainedRun, out: &Path) -> Result<PathBuf> {
     let meta = serde_json::json!({
         "run_id": run.run_id,
         "backbone": run.spec.backbone,
-        "architecture": architecture(run.spec.backbone, in_channels),
+        "architecture": architecture(run.spec.backbone, in_channels, run.stem()?),
         "in_channels": in_channels,
         "feature_dim": feature_dim,
         "normalization": {

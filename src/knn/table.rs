@@ -50,6 +50,14 @@ impl NeighbourTable {
         &self.idx
     }
 
+    /// Each image itself first, then its neighbours: k + 1 candidates, as the authors' table
+    /// without `filter_sim_matrix` (self, the nearest first) keeps them.
+    pub fn with_self_first(&self) -> Result<NeighbourTable> {
+        let k = self.k + 1;
+        let idx = (0..self.n).flat_map(|i| std::iter::once(i as u32).chain(self.row(i).iter().copied())).collect();
+        NeighbourTable::new(self.n, k, idx)
+    }
+
     /// The first `k` columns (a table built for a larger k serves every smaller one).
     pub fn truncate(&self, k: usize) -> Result<NeighbourTable> {
         if k > self.k {

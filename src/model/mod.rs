@@ -9,6 +9,7 @@ mod small_cnn;
 pub use heads::{Mlp, MlpLayer};
 
 use crate::config::Backbone as BackboneKind;
+use crate::recipe::Stem;
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -18,13 +19,23 @@ pub trait Backbone: ModuleT {
 }
 
 /// Builds a backbone's variables under `p` (the same names every time, so a momentum copy built
-/// under another VarStore lines up variable by variable).
-pub fn build_backbone(kind: BackboneKind, p: &nn::Path, in_channels: i64) -> Box<dyn Backbone> {
+/// under another VarStore lines up variable by variable). `stem` applies to the ResNets.
+pub fn build_backbone_with(kind: BackboneKind, p: &nn::Path, in_channels: i64, stem: Stem) -> Box<dyn Backbone> {
     match kind {
-        BackboneKind::Resnet18 => Box::new(resnet::ResNet::resnet18(p, in_channels)),
-        BackboneKind::Resnet50 => Box::new(resnet::ResNet::resnet50(p, in_channels)),
+        BackboneKind::Resnet18 => Box::new(resnet::ResNet::resnet18(p, in_channels, stem)),
+        BackboneKind::Resnet50 => Box::new(resnet::ResNet::resnet50(p, in_channels, stem)),
         BackboneKind::SmallCnn => Box::new(small_cnn::SmallCnn::new(p, in_channels)),
     }
+}
+
+/// `build_backbone_with` the CIFAR stem (the authors' for 32-pixel data).
+pub fn build_backbone(kind: BackboneKind, p: &nn::Path, in_channels: i64) -> Box<dyn Backbone> {
+    build_backbone_with(kind, p, in_channels, Stem::Cifar)
+}
+
+/// The stem of a ResNet's weights, from its first convolution's kernel (3x3 CIFAR, 7x7 ImageNet).
+pub fn stem_of(conv1_weight: &Tensor) -> Stem {
+    if conv1_weight.size().get(2) == Some(&7) { Stem::Imagenet } else { Stem::Cifar }
 }
 
 /// A tensor with the same shape in channels-last (NHWC) memory order: tch has no

@@ -1,11 +1,14 @@
-//! CIFAR ResNets as in the authors' code (solo-learn): torchvision's ResNet with
-//! conv1 = 3x3, stride 1, padding 2 (34x34 maps from 32x32 input) and no max-pool; fc removed.
-//! Initialised as there: torchvision's Kaiming-normal (fan-out) convolutions and γ = 1, β = 0
-//! batch norms, except conv1, which solo-learn replaces by a fresh `nn.Conv2d` (PyTorch's
-//! default U(±1/√fan_in)). Variable names are torchvision's state_dict names.
+//! torchvision's ResNets as the authors' code (solo-learn) builds them, fc removed, with either
+//! stem: the CIFAR stem (conv1 = 3x3, stride 1, padding 2, giving 34x34 maps from 32x32 input,
+//! and no max-pool) for small images, or torchvision's own ImageNet stem (7x7 stride-2 conv, 3x3
+//! stride-2 max-pool) for 224-pixel data such as FGVC-Aircraft. Initialised as there:
+//! torchvision's Kaiming-normal (fan-out) convolutions and γ = 1, β = 0 batch norms; the CIFAR
+//! stem's conv1 is the fresh `nn.Conv2d` solo-learn puts in (PyTorch's default U(±1/√fan_in)).
+//! Variable names are torchvision's state_dict names.
 
 use super::Backbone;
 use super::init;
+use crate::recipe::Stem;
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -51,6 +54,7 @@ impl Block {
 
 #[derive(Debug)]
 pub struct ResNet {
+    stem: Stem,
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     blocks: Vec<Block>,
@@ -58,17 +62,20 @@ pub struct ResNet {
 }
 
 impl ResNet {
-    pub fn resnet18(p: &nn::Path, in_channels: i64) -> ResNet {
-        Self::new(p, in_channels, [2, 2, 2, 2], false)
+    pub fn resnet18(p: &nn::Path, in_channels: i64, stem: Stem) -> ResNet {
+        Self::new(p, in_channels, [2, 2, 2, 2], false, stem)
     }
 
-    pub fn resnet50(p: &nn::Path, in_channels: i64) -> ResNet {
-        Self::new(p, in_channels, [3, 4, 6, 3], true)
+    pub fn resnet50(p: &nn::Path, in_channels: i64, stem: Stem) -> ResNet {
+        Self::new(p, in_channels, [3, 4, 6, 3], true, stem)
     }
 
-    fn new(p: &nn::Path, in_channels: i64, layers: [usize; 4], bottleneck: bool) -> ResNet {
+    fn new(p: &nn::Path, in_channels: i64, layers: [usize; 4], bottleneck: bool, stem: Stem) -> ResNet {
         let expansion = if bottleneck { 4 } else { 1 };
-        let conv1 = init::conv2d(p / "conv1", in_channels, 64, 3, 1, 2, false);
+        let conv1 = match stem {
+            Stem::Cifar => init::conv2d(p / "conv1", in_channels, 64, 3, 1, 2, false),
+            Stem::Imagenet => conv(p / "conv1", in_channels, 64, 7, 2, 3),
+        };
         let bn1 = bn(p / "bn1", 64);
         let mut blocks = Vec::new();
         let mut inplanes = 64;
@@ -103,13 +110,16 @@ impl ResNet {
                 inplanes = out;
             }
         }
-        ResNet { conv1, bn1, blocks, out_dim: 512 * expansion }
+        ResNet { stem, conv1, bn1, blocks, out_dim: 512 * expansion }
     }
 }
 
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        if self.stem == Stem::Imagenet {
+            y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
         for b in &self.blocks {
             y = b.forward_t(&y, train);
         }
@@ -132,7 +142,7 @@ mod tests {
     fn channels_last_layout_gives_the_same_features() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = ResNet::resnet18(&vs.root(), 3);
+        let net = ResNet::resnet18(&vs.root(), 3, Stem::Cifar);
         let x = Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu));
         let before = net.forward_t(&x, false);
         super::super::vars_to_channels_last(&vs);
@@ -145,14 +155,23 @@ mod tests {
     #[test]
     fn shapes_and_parameter_counts_match_torchvision() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let r18 = ResNet::resnet18(&vs.root(), 3);
+        let r18 = ResNet::resnet18(&vs.root(), 3, Stem::Cifar);
         let y = Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)).apply_t(&r18, false);
         assert_eq!(y.size(), [2, 512]);
         // torchvision resnet18 without fc: 11,176,512 parameters; the 3x3 stem has 64*3*(49-9) fewer.
         assert_eq!(super::super::parameter_count(&vs), 11_176_512 - 64 * 3 * (49 - 9));
         let vs50 = nn::VarStore::new(Device::Cpu);
-        let r50 = ResNet::resnet50(&vs50.root(), 3);
+        let r50 = ResNet::resnet50(&vs50.root(), 3, Stem::Cifar);
         assert_eq!(r50.out_dim(), 2048);
         assert_eq!(super::super::parameter_count(&vs50), 23_508_032 - 64 * 3 * (49 - 9));
+        // The ImageNet stem is torchvision's own: every parameter of resnet50 but fc; 224 px in,
+        // 7x7 maps before the pooling (one of them a 1-channel stem, as TissueMNIST needs).
+        let vs50 = nn::VarStore::new(Device::Cpu);
+        let r50 = ResNet::resnet50(&vs50.root(), 3, Stem::Imagenet);
+        assert_eq!(super::super::parameter_count(&vs50), 23_508_032);
+        assert_eq!(Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu)).apply_t(&r50, false).size(), [1, 2048]);
+        let vs1 = nn::VarStore::new(Device::Cpu);
+        let _ = ResNet::resnet18(&vs1.root(), 1, Stem::Cifar);
+        assert_eq!(vs1.variables()["conv1.weight"].size(), [64, 1, 3, 3]);
     }
 }

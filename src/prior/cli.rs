@@ -46,9 +46,6 @@ pub struct InspectArgs {
     /// Autoencoder training epochs (the run spec's default, so `inspect` and runs share the cache).
     #[arg(long, default_value_t = PriorOptions::default().autoencoder_epochs)]
     pub autoencoder_epochs: usize,
-    /// Autoencoder latent width.
-    #[arg(long, default_value_t = PriorOptions::default().autoencoder_dim)]
-    pub autoencoder_dim: usize,
     /// Seed of seeded priors (autoencoder, labels).
     #[arg(long, default_value_t = 5)]
     pub seed: u64,
@@ -130,6 +127,7 @@ pub fn inspect(args: &InspectArgs) -> Result<Purity> {
         path: args.dataset.clone(),
         train_limit: args.limit,
         test_limit: args.limit,
+        ..DatasetSpec::default()
     };
     let d = data::load(&spec, args.split, &args.cache_dir)?;
     if args.k == 0 || args.k >= d.len() {
@@ -140,9 +138,12 @@ pub fn inspect(args: &InspectArgs) -> Result<Purity> {
         input_size: args.input_size,
         autoencoder: args.autoencoder,
         autoencoder_epochs: args.autoencoder_epochs,
-        autoencoder_dim: args.autoencoder_dim,
+        ..PriorOptions::default()
     };
-    let (emb, _hash) = super::embed_cached(&args.prior, &opts, &d, args.seed, &args.cache_dir, device)?;
+    let run = crate::config::RunSpec { dataset: spec, prior: args.prior.clone(), prior_options: opts, seed: args.seed, ..Default::default() };
+    let stats = crate::recipe::normalization(&run.dataset, &d)?;
+    let input = crate::recipe::PriorInput::resolve(&run, &d, &stats)?;
+    let (emb, _hash) = super::embed_cached(&run.prior, &run.prior_options, &input, &d, run.seed, &args.cache_dir, device)?;
     let table = crate::knn::build_table(&emb, args.k, args.metric, device).context("building the neighbour table")?;
     let (overall, per_class) = table.label_purity(&d.labels_vec(), d.num_classes());
     Ok(Purity { overall, per_class, classes: d.classes.clone(), n: d.len(), dim: emb.size()[1] as usize })

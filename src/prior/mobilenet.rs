@@ -3,10 +3,13 @@
 //! torchvision's (`features.0.0.weight`, ...), so its weights load as they are, after
 //! `scripts/fetch-mobilenet.sh` converted them to safetensors.
 //!
-//! The input size is a real knob: CIFAR images upsampled to 64 px give purity@10 about 0.48,
-//! 32 px about 0.34, 96 px about 0.58 (data-and-priors.md).
+//! The offline stand-in for the authors' ResNet-50 (a package registry ships these weights). It
+//! sees what the authors' prior sees by default (the crop size, the dataset's statistics); the
+//! input size is a real knob: CIFAR images upsampled to 64 px give purity@10 about 0.48, 32 px
+//! about 0.34, 96 px about 0.58 (data-and-priors.md).
 
-use super::{Prior, embed_in_batches, to_float};
+use super::{Prior, embed_in_batches, network_input};
+use crate::recipe::PriorInput;
 use crate::data::Dataset;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -14,9 +17,6 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 pub const MOBILENET_WEIGHTS_FILE: &str = "mobilenet_v2-b0353104.safetensors";
-const DEFAULT_INPUT_SIZE: u32 = 64;
-const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// The converted weights: `$GPS_WEIGHTS_DIR`, else `<cache_dir>/weights`, else `.cache/weights`
 /// (where the fetch script puts them by default).
@@ -45,19 +45,19 @@ fn find_weights(dirs: &[PathBuf]) -> Result<PathBuf> {
 /// neighbour table is already cached (a GPU job after a CPU preparation job) needs no weights.
 pub struct MobileNetV2Prior {
     cache_dir: PathBuf,
-    input_size: u32,
+    input: PriorInput,
 }
 
 impl MobileNetV2Prior {
-    pub fn new(input_size: Option<u32>, cache_dir: &Path) -> Result<MobileNetV2Prior> {
-        Ok(MobileNetV2Prior { cache_dir: cache_dir.to_path_buf(), input_size: input_size.unwrap_or(DEFAULT_INPUT_SIZE) })
+    pub fn new(input: PriorInput, cache_dir: &Path) -> Result<MobileNetV2Prior> {
+        Ok(MobileNetV2Prior { cache_dir: cache_dir.to_path_buf(), input })
     }
 }
 
 impl Prior for MobileNetV2Prior {
     fn key(&self) -> String {
         // The weights file name carries torchvision's hash prefix of its content.
-        format!("imagenet-mobilenetv2|{MOBILENET_WEIGHTS_FILE}|size={}|bicubic|imagenet-norm", self.input_size)
+        format!("imagenet-mobilenetv2|{MOBILENET_WEIGHTS_FILE}|{}|bicubic", self.input.key())
     }
 
     fn embed(&self, train: &Dataset, device: Device) -> Result<Tensor> {
@@ -69,14 +69,8 @@ impl Prior for MobileNetV2Prior {
         vs.freeze(); // frozen first: loading copies into the variables in place
         let weights = mobilenet_weights_path(&self.cache_dir)?;
         vs.read_safetensors(&weights).with_context(|| format!("loading {} (re-run scripts/fetch-mobilenet.sh if it is damaged)", weights.display()))?;
-        let mean = Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]).to_device(device);
-        let std = Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]).to_device(device);
         embed_in_batches(&train.images, |batch| {
-            let mut x = to_float(batch, device, Some(self.input_size));
-            if x.size()[1] == 1 {
-                x = x.expand([-1, 3, -1, -1], false); // grey images: the same plane in R, G and B
-            }
-            let x = (x - &mean) / &std;
+            let x = network_input(batch, device, &self.input, true);
             // eval mode (train = false): BatchNorm uses the ImageNet running statistics.
             Ok(net.forward_t(&x, false).mean_dim(Some([2i64, 3].as_slice()), false, Kind::Float))
         })

@@ -10,20 +10,23 @@ mod embeddings_file;
 mod labels;
 mod mobilenet;
 mod pixels;
+pub mod resnet50;
 mod torchscript;
 
 pub use mobilenet::{MOBILENET_WEIGHTS_FILE, mobilenet_weights_path};
 
 use crate::config::{PriorOptions, PriorSpec};
 use crate::data::Dataset;
+use crate::recipe::PriorInput;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 /// Bumped when an embedder changes what it computes, so stale cache entries are not reused.
-/// 3: bicubic resizing of the prior's input (was bilinear).
-const PRIOR_CACHE_VERSION: u32 = 3;
+/// 3: bicubic resizing of the prior's input (was bilinear). 4: the prior's input size and
+/// statistics as the authors' (crop size, the dataset's statistics), the authors' autoencoders.
+const PRIOR_CACHE_VERSION: u32 = 4;
 
 /// Images per forward pass of the encoders (bounded memory on any device).
 const BATCH: i64 = 256;
@@ -37,29 +40,38 @@ pub trait Prior {
     fn embed(&self, train: &Dataset, device: Device) -> Result<Tensor>;
 }
 
-/// The embedder for a prior spec. Files a prior needs (weights, TorchScript module, embeddings)
-/// are checked here, so a missing file fails before any work.
-pub fn make(prior: &PriorSpec, opts: &PriorOptions, seed: u64, cache_dir: &Path) -> Result<Box<dyn Prior>> {
+/// The embedder for a prior spec, seeing images as `input` says. Files a prior needs (weights,
+/// TorchScript module, embeddings) are checked here, so a missing file fails before any work.
+pub fn make(prior: &PriorSpec, opts: &PriorOptions, input: &PriorInput, seed: u64, cache_dir: &Path) -> Result<Box<dyn Prior>> {
     Ok(match prior {
         PriorSpec::None => {
             bail!("prior `none` has no embedding: the baseline's positive is the anchor itself (use NeighbourTable::identity); pick another prior to inspect")
         }
-        PriorSpec::Pixels => Box::new(pixels::Pixels { input_size: opts.input_size }),
+        PriorSpec::Pixels => Box::new(pixels::Pixels { input_size: input.size }),
         PriorSpec::Labels => Box::new(labels::LabelOracle { seed }),
-        PriorSpec::ImagenetMobilenetv2 => Box::new(mobilenet::MobileNetV2Prior::new(opts.input_size, cache_dir)?),
-        PriorSpec::Autoencoder => Box::new(autoencoder::AutoencoderPrior::new(opts, seed)),
-        PriorSpec::Torchscript(file) => Box::new(torchscript::TorchScriptPrior::new(file, opts.input_size)?),
+        PriorSpec::ImagenetMobilenetv2 => Box::new(mobilenet::MobileNetV2Prior::new(input.clone(), cache_dir)?),
+        PriorSpec::ImagenetResnet50 => Box::new(resnet50::ResNet50Prior::new(opts.weights.as_deref(), input.clone())?),
+        PriorSpec::Autoencoder => Box::new(autoencoder::AutoencoderPrior::new(opts, input.clone(), seed)?),
+        PriorSpec::Torchscript(file) => Box::new(torchscript::TorchScriptPrior::new(file, input.size)?),
         PriorSpec::Embeddings(file) => Box::new(embeddings_file::EmbeddingsFile::new(file)?),
     })
 }
 
 /// [N, D] float32 CPU embedding of `train` for this prior, cached under
 /// cache_dir/priors/<hash>.safetensors where the hash covers the dataset content hash + the
-/// prior spec + its options (+ seed for trained priors). Also returns that hash (the k-NN cache
-/// key). Errors for PriorSpec::None (the baseline has no embedding: callers use
+/// prior spec + its options and input (+ seed for trained priors). Also returns that hash (the
+/// k-NN cache key). Errors for PriorSpec::None (the baseline has no embedding: callers use
 /// NeighbourTable::identity).
-pub fn embed_cached(prior: &PriorSpec, opts: &PriorOptions, train: &Dataset, seed: u64, cache_dir: &Path, device: Device) -> Result<(Tensor, String)> {
-    let embedder = make(prior, opts, seed, cache_dir)?;
+pub fn embed_cached(
+    prior: &PriorSpec,
+    opts: &PriorOptions,
+    input: &PriorInput,
+    train: &Dataset,
+    seed: u64,
+    cache_dir: &Path,
+    device: Device,
+) -> Result<(Tensor, String)> {
+    let embedder = make(prior, opts, input, seed, cache_dir)?;
     let hash = hash_of(embedder.as_ref(), train);
     let path = embedding_path(cache_dir, &hash);
     if path.exists() {
@@ -78,8 +90,8 @@ pub fn embed_cached(prior: &PriorSpec, opts: &PriorOptions, train: &Dataset, see
 
 /// The cache key of `prior` on `train` (what `embed_cached` returns with the embedding), without
 /// computing the embedding: callers holding a neighbour table for this key can skip the prior.
-pub fn cache_hash(prior: &PriorSpec, opts: &PriorOptions, train: &Dataset, seed: u64, cache_dir: &Path) -> Result<String> {
-    Ok(hash_of(make(prior, opts, seed, cache_dir)?.as_ref(), train))
+pub fn cache_hash(prior: &PriorSpec, opts: &PriorOptions, input: &PriorInput, train: &Dataset, seed: u64, cache_dir: &Path) -> Result<String> {
+    Ok(hash_of(make(prior, opts, input, seed, cache_dir)?.as_ref(), train))
 }
 
 fn hash_of(embedder: &dyn Prior, train: &Dataset) -> String {
@@ -111,17 +123,29 @@ fn check_embedding(t: &Tensor, n: usize, what: &str) -> Result<()> {
 }
 
 /// uint8 images [B,C,H,W] to float in [0,1] on `device`, resized to `size` when given as the
-/// authors' prior transform resizes (`Resize((s, s), BICUBIC)` on PIL images; PIL's filter,
-/// a = −0.5, widened when shrinking, bytes clipped between the passes). Measured against
-/// bilinear on CIFAR-10 with MobileNetV2 at 64 px (README, Priors): bicubic gives the purer
-/// neighbours.
+/// authors' prior transform resizes (`Resize((s, s), BICUBIC)` on PIL images, PIL's 8-bit
+/// arithmetic exactly: `resize_bytes_like_pil`). Measured against bilinear on CIFAR-10 with
+/// MobileNetV2 at 64 px (README, Priors): bicubic gives the purer neighbours.
 pub fn to_float(images: &Tensor, device: Device, size: Option<u32>) -> Tensor {
-    let x = images.to_device(device).to_kind(Kind::Float) / 255.0;
-    let (h, w) = (x.size()[2], x.size()[3]);
-    match size.map(|s| s as i64) {
-        Some(s) if (h, w) != (s, s) => crate::augment::resize_like_pil(&x, s as usize, s as usize),
-        _ => x,
-    }
+    let images = images.to_device(device);
+    let (h, w) = (images.size()[2], images.size()[3]);
+    let images = match size.map(|s| s as i64) {
+        Some(s) if (h, w) != (s, s) => crate::augment::resize_bytes_like_pil(&images, s as usize, s as usize),
+        _ => images,
+    };
+    images.to_kind(Kind::Float) / 255.0
+}
+
+/// uint8 images [B,C,H,W] as an ImageNet network or an autoencoder of the authors' sees them
+/// (`noTransform`): bicubic-resized to `input.size`, normalised with `input.stats`, and, for
+/// `rgb` networks, one-channel images repeated to three channels after normalising (as the
+/// authors' development code feeds TissueMNIST to the ImageNet ResNet-50).
+pub fn network_input(images: &Tensor, device: Device, input: &PriorInput, rgb: bool) -> Tensor {
+    let x = to_float(images, device, Some(input.size));
+    let c = x.size()[1];
+    let to = |v: &[f64]| Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<_>>()).view([1, c, 1, 1]).to_device(device);
+    let x = (x - to(&input.stats.mean)) / to(&input.stats.std);
+    if rgb && c == 1 { x.repeat([1, 3, 1, 1]) } else { x }
 }
 
 /// Runs `f` over the images in batches (no grad) and stacks the [B, D] outputs on the CPU.

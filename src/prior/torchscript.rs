@@ -21,11 +21,11 @@ use tch::{Device, Tensor};
 pub struct TorchScriptPrior {
     path: PathBuf,
     sha256: String,
-    input_size: Option<u32>,
+    input_size: u32,
 }
 
 impl TorchScriptPrior {
-    pub fn new(path: &Path, input_size: Option<u32>) -> Result<TorchScriptPrior> {
+    pub fn new(path: &Path, input_size: u32) -> Result<TorchScriptPrior> {
         if !path.is_file() {
             bail!("prior `torchscript:{}`: no such file (export one with torch.jit.trace, see `gps prior inspect --help`)", path.display());
         }
@@ -35,14 +35,14 @@ impl TorchScriptPrior {
 
 impl Prior for TorchScriptPrior {
     fn key(&self) -> String {
-        format!("torchscript|sha256={}|size={:?}", self.sha256, self.input_size)
+        format!("torchscript|sha256={}|size={}", self.sha256, self.input_size)
     }
 
     fn embed(&self, train: &Dataset, device: Device) -> Result<Tensor> {
         let mut module = tch::CModule::load_on_device(&self.path, device).with_context(|| format!("cannot load TorchScript module {}", self.path.display()))?;
         module.set_eval();
         embed_in_batches(&train.images, |batch| {
-            let x = to_float(batch, device, self.input_size);
+            let x = to_float(batch, device, Some(self.input_size));
             module.forward_ts(&[x]).with_context(|| format!("running TorchScript module {}", self.path.display()))
         })
     }

@@ -4,7 +4,7 @@
 
 use super::compare::{self, CompareQuery, Comparison};
 use super::table::{self, Rows, Table, TableQuery, tabulate};
-use super::{curves, html, plot, render};
+use super::{curves, html, plot, published, render};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -41,6 +41,10 @@ pub struct ReportArgs {
     /// one k or strength) and the learning curves curves-<column>.svg into this folder.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+    /// Published numbers to show beside the measured ones: sweep files with `published:`
+    /// entries (repeatable). The sweep files that wrote the rows are read too, where they exist.
+    #[arg(long, value_name = "SWEEP_FILE")]
+    pub published: Vec<PathBuf>,
     /// Also write one self-contained HTML file (no network needed to view it): tables,
     /// comparison, representation health, curves, plots, and the commands and git revisions
     /// that produced the rows.
@@ -61,6 +65,7 @@ impl ReportArgs {
             latex: false,
             csv: false,
             plots: None,
+            published: Vec::new(),
             html: None,
         }
     }
@@ -89,6 +94,7 @@ impl ReportArgs {
         let mut columns = query.columns();
         columns.extend(metrics.iter().cloned());
         columns.extend(asked.iter().map(|c| c.column.clone()));
+        columns.push("command".into()); // the sweep files that wrote the rows: their published numbers
         if self.plots.is_some() || self.html.is_some() {
             columns.extend(html::columns(&query));
         }
@@ -103,7 +109,9 @@ impl ReportArgs {
             );
         }
         let shown = if tables.len() > 1 { Some(table::side_by_side(tables.clone())?) } else { None };
-        let table = tables.into_iter().next().expect("one metric at least");
+        let mut table = tables.into_iter().next().expect("one metric at least");
+        let entries = self.published_entries(&rows)?;
+        published::attach(&mut table, &entries);
         let compared = match &asked {
             Some(c) => Some(comparison(&rows, &table, c)?),
             None => None,
@@ -131,6 +139,19 @@ impl ReportArgs {
             write(path, &page)?;
         }
         Ok(())
+    }
+}
+
+impl ReportArgs {
+    /// `--published` files' entries, and those of the sweep files that wrote the rows.
+    fn published_entries(&self, rows: &Rows) -> Result<Vec<published::Published>> {
+        for f in &self.published {
+            crate::sweep::SweepFile::load(f).with_context(|| format!("--published {}", f.display()))?;
+        }
+        let commands = table::column_strings(&rows.frame, &["command".to_string()]).unwrap_or_default().into_iter().filter_map(|mut v| v.pop());
+        let mut files = published::sweep_files_of(commands);
+        files.extend(self.published.iter().cloned());
+        Ok(published::from_sweep_files(&files))
     }
 }
 

@@ -36,6 +36,8 @@ pub struct CompareLine {
     pub cell: Cell,
     pub reference: Cell,
     pub diff: Difference,
+    /// The published values of the cell and of its reference, where both are published.
+    pub published: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,15 +65,15 @@ pub fn compare(table: &Table, query: &CompareQuery) -> Result<Comparison> {
     let Some(index) = keys.iter().position(|k| *k == query.column) else {
         bail!("--compare {}: the column is not a key of the table (rows: {}, cols: {})", query.column, table.query.rows.join(","), table.query.cols.join(","));
     };
-    let mut cells: Vec<(Vec<String>, &Cell)> = Vec::new();
+    let mut cells: Vec<(Vec<String>, &Cell, Option<f64>)> = Vec::new();
     for (r, row_key) in table.row_keys.iter().enumerate() {
         for (c, col_key) in table.col_keys.iter().enumerate() {
             if let Some(cell) = &table.cells[r][c] {
-                cells.push((row_key.iter().chain(col_key).cloned().collect(), cell));
+                cells.push((row_key.iter().chain(col_key).cloned().collect(), cell, table.published.get(r, c).map(|p| p.0)));
             }
         }
     }
-    let mut values: Vec<&String> = cells.iter().map(|(k, _)| &k[index]).collect();
+    let mut values: Vec<&String> = cells.iter().map(|(k, _, _)| &k[index]).collect();
     values.sort_by_key(|v| sort_key(std::slice::from_ref(*v)));
     values.dedup();
     let reference = match &query.reference {
@@ -92,18 +94,19 @@ pub fn compare(table: &Table, query: &CompareQuery) -> Result<Comparison> {
     }
     let mut lines = Vec::new();
     let mut unpaired = 0;
-    for (key, cell) in &cells {
+    for (key, cell, published) in &cells {
         if key[index] == reference {
             continue;
         }
         let mut ref_key = key.clone();
         ref_key[index] = reference.clone();
-        match cells.iter().find(|(k, _)| *k == ref_key) {
-            Some((_, ref_cell)) => lines.push(CompareLine {
+        match cells.iter().find(|(k, _, _)| *k == ref_key) {
+            Some((_, ref_cell, ref_published)) => lines.push(CompareLine {
                 key: key.clone(),
                 cell: (*cell).clone(),
                 reference: (*ref_cell).clone(),
                 diff: stats::difference(&cell.runs, &ref_cell.runs),
+                published: published.zip(*ref_published),
             }),
             None => unpaired += 1,
         }

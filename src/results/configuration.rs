@@ -58,7 +58,7 @@ pub fn flatten(tree: &Value) -> Fields {
 /// The order fields are listed in (a caption reads like a paper's: data and model first): by
 /// the group a field belongs to (a group's `name` first), then by name; the numerics version last.
 pub fn display_order(path: &str) -> (usize, bool, &str) {
-    const GROUPS: [&str; 17] = [
+    const GROUPS: [&str; 18] = [
         "dataset",
         "backbone",
         "backbone_stem",
@@ -67,6 +67,7 @@ pub fn display_order(path: &str) -> (usize, bool, &str) {
         "prior",
         "prior_options",
         "k",
+        "exclude_self",
         "metric",
         "augmentation",
         "epochs",

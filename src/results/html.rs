@@ -79,7 +79,12 @@ fn main_table(table: &Table, id: &str, mark_best: bool, caption: &str) -> String
     let best: Vec<Option<Best>> = if mark_best { render::best_rows(table) } else { vec![None; table.col_keys.len()] };
     let mut header = table.query.row_names();
     let left = header.len();
-    header.extend(table.col_keys.iter().map(|k| render::col_title(table, k)));
+    for (c, key) in table.col_keys.iter().enumerate() {
+        header.push(render::col_title(table, key));
+        if table.published.in_column(c) {
+            header.push(format!("{} published", render::col_title(table, key)));
+        }
+    }
     let lines: Vec<Vec<(String, &'static str)>> = table
         .row_keys
         .iter()
@@ -94,6 +99,9 @@ fn main_table(table: &Table, id: &str, mark_best: bool, caption: &str) -> String
                     }
                     (Some(cell), _) => (render::cell_text(&table.query.metric, cell), "num"),
                 });
+                if table.published.in_column(c) {
+                    line.push((render::published_text(table, r, c).unwrap_or_else(|| "–".into()), "num"));
+                }
             }
             line
         })
@@ -118,6 +126,9 @@ fn comparison_table(cmp: &Comparison) -> String {
             let (delta, ci, test) = render::difference_texts(metric, &l.diff);
             let sig = if l.diff.excludes_zero() { "num sig" } else { "num" };
             line.extend([(render::cell_text(metric, &l.cell), "num"), (render::cell_text(metric, &l.reference), "num"), (delta, sig), (ci, sig), (test, "")]);
+            if cmp.lines.iter().any(|l| l.published.is_some()) {
+                line.push((render::published_delta_text(cmp, l), "num"));
+            }
             line
         })
         .collect();
@@ -254,7 +265,8 @@ pub fn document(report: &Report) -> Result<String> {
     s.push_str(&provenance(report, &frame)?);
 
     s.push_str("<section id=\"results\">\n<h2>Results</h2>\n");
-    s.push_str(&main_table(table, "results-table", true, &render::full_caption(&render::caption(table), &table.layout)));
+    let caption = std::iter::once(render::full_caption(&render::caption(table), &table.layout)).chain(render::published_sources(table)).collect::<Vec<_>>().join(". ");
+    s.push_str(&main_table(table, "results-table", true, &caption));
     s.push_str("</section>\n<section id=\"comparison\">\n<h2>Comparison</h2>\n");
     match report.comparison {
         Some(cmp) if !cmp.lines.is_empty() => s.push_str(&comparison_table(cmp)),

@@ -6,6 +6,7 @@ pub mod configuration;
 pub mod curves;
 pub mod html;
 pub mod plot;
+pub mod published;
 pub mod render;
 pub mod row;
 pub mod stats;

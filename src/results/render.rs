@@ -122,8 +122,10 @@ pub fn layout_notes(layout: &Layout) -> Vec<String> {
     if !layout.between.is_empty() {
         notes.push(format!("differs between cells, set with their keys: {}", field_values(&layout.between)));
     }
-    if !layout.fixed.is_empty() {
-        notes.push(format!("fixed: {}", layout.fixed.iter().map(|(f, v)| format!("{f}={v}")).collect::<Vec<_>>().join(", ")));
+    // Fields left at null (a default: "the method's", "none", "the crop size") are not listed.
+    let set: Vec<String> = layout.fixed.iter().filter(|(_, v)| v != "null").map(|(f, v)| format!("{f}={v}")).collect();
+    if !set.is_empty() {
+        notes.push(format!("fixed: {} (fields left at null not listed)", set.join(", ")));
     }
     notes
 }
@@ -175,12 +177,42 @@ fn duplicates_note(duplicates: usize) -> String {
     }
 }
 
+/// The published value of cell (r, c) with its source's number and the measured mean's
+/// difference to it: `37.51 [1] (Δ +1.23)`.
+pub fn published_text(table: &Table, r: usize, c: usize) -> Option<String> {
+    let (value, n) = table.published.get(r, c)?;
+    let metric = &table.query.metric;
+    let s = scale(metric);
+    let d = decimals(metric, value * s);
+    let delta = table.cells[r][c].as_ref().map(|cell| format!(" (Δ {})", signed((cell.mean - value) * s, d))).unwrap_or_default();
+    Some(format!("{:.d$} [{}]{delta}", value * s, n + 1))
+}
+
+/// The header of a table's value columns: each column's title, and a `published` column after
+/// each that has published numbers.
+fn value_headers(table: &Table) -> Vec<String> {
+    let mut header = Vec::new();
+    for (c, key) in table.col_keys.iter().enumerate() {
+        header.push(col_title(table, key));
+        if table.published.in_column(c) {
+            header.push(format!("{} published", col_title(table, key)));
+        }
+    }
+    header
+}
+
+/// `[n] published: <source>` lines, one per source of the published numbers shown.
+pub fn published_sources(table: &Table) -> Vec<String> {
+    table.published.sources.iter().enumerate().map(|(i, s)| format!("[{}] published: {s}; Δ = measured mean − published", i + 1)).collect()
+}
+
 pub fn markdown(table: &Table) -> String {
     let best = best_rows(table);
     let mut out = format!("{}\n\n", caption_lines(&caption(table), &table.layout).join("\n"));
     let mut header: Vec<String> = table.query.row_names();
-    header.extend(table.col_keys.iter().map(|k| col_title(table, k)));
-    out.push_str(&markdown_header(&header, header.len() - table.col_keys.len()));
+    let left = header.len();
+    header.extend(value_headers(table));
+    out.push_str(&markdown_header(&header, left));
     for (r, key) in table.row_keys.iter().enumerate() {
         let mut cells: Vec<String> = key.clone();
         for (c, cell) in table.cells[r].iter().enumerate() {
@@ -194,8 +226,15 @@ pub fn markdown(table: &Table) -> String {
                     }
                 }
             });
+            if table.published.in_column(c) {
+                cells.push(published_text(table, r, c).unwrap_or_else(|| "–".into()));
+            }
         }
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    let sources = published_sources(table);
+    if !sources.is_empty() {
+        out.push_str(&format!("\n{}\n", sources.join("\n")));
     }
     out
 }
@@ -246,7 +285,7 @@ pub fn latex(table: &Table) -> String {
     let best = best_rows(table);
     let nrow = table.query.row_names().len();
     let mut header: Vec<String> = table.query.row_names().iter().map(|h| tex_escape(h)).collect();
-    header.extend(table.col_keys.iter().map(|k| tex_escape(&col_title(table, k))));
+    header.extend(value_headers(table).iter().map(|h| tex_escape(h)));
     let mut lines = Vec::new();
     for (r, key) in table.row_keys.iter().enumerate() {
         let mut cells: Vec<String> = key.iter().map(|k| tex_escape(k)).collect();
@@ -261,10 +300,14 @@ pub fn latex(table: &Table) -> String {
                     }
                 }
             });
+            if table.published.in_column(c) {
+                cells.push(published_text(table, r, c).map(|t| tex_escape(&t)).unwrap_or_else(|| "--".into()));
+            }
         }
         lines.push(cells);
     }
-    latex_tabular(&full_caption(&caption(table), &table.layout), nrow, &header, &lines)
+    let caption = std::iter::once(full_caption(&caption(table), &table.layout)).chain(published_sources(table)).collect::<Vec<_>>().join(". ");
+    latex_tabular(&caption, nrow, &header, &lines)
 }
 
 fn csv_field(s: &str) -> String {
@@ -285,6 +328,10 @@ fn csv_comments(caption: &str, layout: &Layout) -> String {
 pub fn csv(table: &Table) -> String {
     let mut header: Vec<String> = table.query.keys();
     header.extend(["mean".into(), "std".into(), "n".into()]);
+    let published = !table.published.is_empty();
+    if published {
+        header.extend(["published".into(), "published_delta".into(), "published_source".into()]);
+    }
     let mut out = csv_comments(&caption(table), &table.layout);
     out.push_str(&csv_line(&header));
     for (r, rkey) in table.row_keys.iter().enumerate() {
@@ -292,6 +339,12 @@ pub fn csv(table: &Table) -> String {
             let Some(cell) = &table.cells[r][c] else { continue };
             let mut fields: Vec<String> = rkey.iter().chain(ckey).cloned().collect();
             fields.extend([cell.mean.to_string(), cell.std.map(|s| s.to_string()).unwrap_or_default(), cell.n.to_string()]);
+            if published {
+                match table.published.get(r, c) {
+                    Some((v, n)) => fields.extend([v.to_string(), (cell.mean - v).to_string(), table.published.sources[n].clone()]),
+                    None => fields.extend([String::new(), String::new(), String::new()]),
+                }
+            }
             out.push_str(&csv_line(&fields));
         }
     }
@@ -362,13 +415,30 @@ fn compare_keys(cmp: &Comparison) -> (Vec<String>, Vec<Vec<String>>) {
 
 pub fn compare_headers(cmp: &Comparison) -> Vec<String> {
     let unit = delta_unit(&cmp.table.query.metric);
-    vec![
+    let mut h = vec![
         "mean ± std (n)".into(),
         format!("{} (reference)", value_title(&cmp.column, &cmp.reference)),
         format!("Δ{unit}"),
         format!("{:.0}% CI{unit}", 100.0 * stats::CONFIDENCE),
         "test".into(),
-    ]
+    ];
+    if cmp.lines.iter().any(|l| l.published.is_some()) {
+        h.push(format!("published Δ{unit}"));
+    }
+    h
+}
+
+/// A line's published difference (`85.58 − 37.51 = +48.07`), where both cells are published.
+pub fn published_delta_text(cmp: &Comparison, line: &super::compare::CompareLine) -> String {
+    let metric = &cmp.table.query.metric;
+    let s = scale(metric);
+    match line.published {
+        Some((cell, reference)) => {
+            let d = decimals(metric, cell * s);
+            format!("{:.d$} − {:.d$} = {}", cell * s, reference * s, signed((cell - reference) * s, d))
+        }
+        None => "–".into(),
+    }
 }
 
 pub fn compare_markdown(cmp: &Comparison) -> String {
@@ -381,6 +451,9 @@ pub fn compare_markdown(cmp: &Comparison) -> String {
         let (delta, ci, test) = difference_texts(metric, &line.diff);
         let bold = |t: String| if line.diff.excludes_zero() { format!("**{t}**") } else { t };
         fields.extend([cell_text(metric, &line.cell), cell_text(metric, &line.reference), bold(delta), bold(ci), test]);
+        if cmp.lines.iter().any(|l| l.published.is_some()) {
+            fields.push(published_delta_text(cmp, line));
+        }
         out.push_str(&format!("| {} |\n", fields.join(" | ")));
     }
     out
@@ -405,6 +478,9 @@ pub fn compare_latex(cmp: &Comparison) -> String {
             bold(ci),
             tex_escape(&test),
         ]);
+        if cmp.lines.iter().any(|l| l.published.is_some()) {
+            fields.push(tex_escape(&published_delta_text(cmp, line)));
+        }
         lines.push(fields);
     }
     latex_tabular(&full_caption(&compare_caption(cmp), &cmp.table.layout), left, &header, &lines)
@@ -416,7 +492,8 @@ pub fn compare_latex(cmp: &Comparison) -> String {
 pub fn compare_csv(cmp: &Comparison) -> String {
     let mut header: Vec<String> = cmp.table.query.keys();
     header.extend(
-        ["reference", "mean", "std", "n", "ref_mean", "ref_std", "ref_n", "delta", "ci_low", "ci_high", "test", "df", "excludes_zero"].map(String::from),
+        ["reference", "mean", "std", "n", "ref_mean", "ref_std", "ref_n", "delta", "ci_low", "ci_high", "test", "df", "excludes_zero", "published", "ref_published"]
+            .map(String::from),
     );
     let mut out = csv_comments(&compare_caption(cmp), &cmp.table.layout);
     out.push_str(&csv_line(&header));
@@ -438,6 +515,8 @@ pub fn compare_csv(cmp: &Comparison) -> String {
             d.test_name().to_string(),
             opt(d.df),
             d.excludes_zero().to_string(),
+            opt(line.published.map(|p| p.0)),
+            opt(line.published.map(|p| p.1)),
         ]);
         out.push_str(&csv_line(&fields));
     }
@@ -466,6 +545,7 @@ mod tests {
             col_keys: vec![vec!["none".into()], vec!["pixels".into()]],
             cells,
             layout: Default::default(),
+            published: Default::default(),
             duplicates: 0,
             runs: 3,
             failed: 0,
@@ -482,6 +562,7 @@ mod tests {
             col_keys: vec![vec!["none".into()]],
             cells,
             layout: Default::default(),
+            published: Default::default(),
             duplicates: 0,
             runs: 2,
             failed: 1,

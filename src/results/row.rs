@@ -46,6 +46,8 @@ pub struct ResultRow {
     pub samples_per_s: f64,
     pub device: String,
     pub resumed_from_epoch: Option<i64>,
+    /// `backbone_init`: the pretrained weights the backbone started from (path and sha256).
+    pub backbone_init: Option<String>,
     /// Offline linear evaluation (`gps eval linear`): null until it has run.
     pub linear: Option<LinearEval>,
     pub git_rev: String,
@@ -87,6 +89,7 @@ pub fn added_column(name: &str) -> Option<DataType> {
     match name {
         "linear_top1" | "linear_lr" => Some(DataType::Float64),
         "linear_epochs" | "numerics" => Some(DataType::Int64),
+        "backbone_init" => Some(DataType::String),
         _ => None,
     }
 }
@@ -136,6 +139,7 @@ impl ResultRow {
             samples_per_s: outcome.samples_per_s,
             device: outcome.device.clone(),
             resumed_from_epoch: outcome.resumed_from_epoch.map(|e| e as i64),
+            backbone_init: outcome.backbone_init.clone(),
             linear: None,
             git_rev: git_revision(),
             command: command_line(),
@@ -188,6 +192,7 @@ impl ResultRow {
             f("samples_per_s", self.samples_per_s),
             s("device", &self.device),
             Column::new("resumed_from_epoch".into(), [self.resumed_from_epoch]),
+            Column::new("backbone_init".into(), [self.backbone_init.as_deref()]),
             s("git_rev", &self.git_rev),
             s("command", &self.command),
             Column::new("sweep_description".into(), [self.sweep_description.as_deref()]),

@@ -83,10 +83,35 @@ pub struct Layout {
     pub between: Vec<(String, Vec<String>)>,
 }
 
+/// Published numbers attached to a table's cells (`published::attach`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishedCells {
+    /// ((row, column), value in the metric's stored unit, index into `sources`).
+    pub values: Vec<((usize, usize), f64, usize)>,
+    pub sources: Vec<String>,
+}
+
+impl PublishedCells {
+    pub fn get(&self, r: usize, c: usize) -> Option<(f64, usize)> {
+        self.values.iter().find(|(at, _, _)| *at == (r, c)).map(|&(_, v, n)| (v, n))
+    }
+
+    /// Whether column `c` has a published value in any row.
+    pub fn in_column(&self, c: usize) -> bool {
+        self.values.iter().any(|((_, col), _, _)| *col == c)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Table {
     pub query: TableQuery,
     pub layout: Layout,
+    /// Published numbers beside the measured ones (none unless attached).
+    pub published: PublishedCells,
     /// Rows not counted because they repeat a run already counted (named on stderr).
     pub duplicates: usize,
     /// Distinct values of the row keys, in display order.
@@ -651,6 +676,7 @@ pub fn tabulate(rows: &Rows, query: &TableQuery) -> Result<Table> {
     Ok(Table {
         query,
         layout,
+        published: PublishedCells::default(),
         duplicates: rows.duplicates.len(),
         row_keys,
         col_keys,
@@ -693,6 +719,7 @@ pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
     Ok(Table {
         query,
         layout: first.layout.clone(),
+        published: PublishedCells::default(),
         duplicates: first.duplicates,
         row_keys,
         col_keys,

@@ -51,6 +51,7 @@ pub struct MethodContext<'a> {
     /// BYOL's target backbone is another instance of the online one.
     pub backbone: BackboneKind,
     pub in_channels: i64,
+    pub stem: crate::recipe::Stem,
     pub device: Device,
     /// The online VarStore (BYOL copies it into the target; EMA pairs variables by name).
     pub online: &'a nn::VarStore,
@@ -66,6 +67,7 @@ pub(crate) fn test_context(online: &nn::VarStore, feat_dim: i64, channels_last: 
         temperature: None,
         backbone: BackboneKind::SmallCnn,
         in_channels: 3,
+        stem: crate::recipe::Stem::Cifar,
         device: Device::Cpu,
         online,
         channels_last,
@@ -103,7 +105,7 @@ pub fn build(method: Method, ctx: MethodContext) -> Box<dyn SslMethod> {
 
 /// Builds the target backbone of a momentum method (helper shared by methods with a target).
 pub(crate) fn target_backbone(ctx: &MethodContext, p: &nn::Path) -> Box<dyn Backbone> {
-    crate::model::build_backbone(ctx.backbone, p, ctx.in_channels)
+    crate::model::build_backbone_with(ctx.backbone, p, ctx.in_channels, ctx.stem)
 }
 
 /// Finds a named tensor in checkpointed method state.

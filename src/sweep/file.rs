@@ -39,9 +39,11 @@ pub struct SweepFile {
     pub axes: Vec<Axis>,
     pub exclude: Vec<ExcludeRule>,
     pub slurm: SlurmOptions,
+    /// `published:`: the paper's numbers for cells of this sweep, with their sources.
+    pub published: Vec<crate::results::published::Published>,
 }
 
-const SECTIONS: &str = "name, description, base, grid, zip, exclude, slurm";
+const SECTIONS: &str = "name, description, base, grid, zip, exclude, slurm, published";
 
 /// Longest sweep name: it names folders and SLURM jobs (`gps-<name>-prepare`).
 pub const MAX_NAME_LEN: usize = 100;
@@ -74,6 +76,7 @@ impl SweepFile {
             axes: Vec::new(),
             exclude: Vec::new(),
             slurm: SlurmOptions::default(),
+            published: Vec::new(),
         };
         let mut name = None;
         for (key, value) in top {
@@ -96,6 +99,7 @@ impl SweepFile {
                 "grid" => sweep.axes.extend(parse_grid(value, &|f| at("grid", f))?),
                 "zip" => sweep.axes.extend(parse_zip(value, &|f| at("zip", f))?),
                 "exclude" => sweep.exclude = parse_exclude(json(value)?, &|f| at("exclude", f))?,
+                "published" => sweep.published = crate::results::published::parse(json(value)?, &|f| at("published", f))?,
                 "slurm" => {
                     let value = json(value)?;
                     let value = if value.is_null() { Value::Object(Default::default()) } else { value };

@@ -15,7 +15,7 @@ pub mod trained;
 mod trainer;
 
 pub use prepare::{Prepared, prepare_on};
-pub use trainer::{NonFiniteLoss, named_normalization, normalization};
+pub use trainer::{NonFiniteLoss, init_backbone};
 
 use crate::config::RunSpec;
 use anyhow::{Context, Result};
@@ -67,6 +67,9 @@ pub struct RunOutcome {
     pub device: String,
     /// Epoch the run resumed from, if it was restarted from a checkpoint.
     pub resumed_from_epoch: Option<usize>,
+    /// `backbone_init`: the weights file and its sha256 (`<path> sha256:<16 hex>`).
+    #[serde(default)]
+    pub backbone_init: Option<String>,
 }
 
 /// The run stopped on SIGTERM/SIGUSR1 after writing a checkpoint; rerunning resumes it.
@@ -167,7 +170,8 @@ mod tests {
     fn prepared(n: i64) -> Prepared {
         let train = quadrants(n, 1);
         let table = NeighbourTable::identity(train.len());
-        Prepared { train, test: quadrants(64, 2), table }
+        let recipe = crate::recipe::Recipe::resolve(&tiny_spec(Method::Simclr), &train).unwrap();
+        Prepared { train, test: quadrants(64, 2), recipe, table }
     }
 
     fn loss_falls(method: Method, batch: usize, optimizer: crate::config::OptimizerKind) {

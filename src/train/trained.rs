@@ -74,7 +74,7 @@ impl TrainedRun {
     /// `forward_t(x, false)`).
     pub fn backbone_on(&self, device: Device) -> Result<(nn::VarStore, Box<dyn Backbone>)> {
         let vs = nn::VarStore::new(device);
-        let net = model::build_backbone(self.spec.backbone, &vs.root(), self.in_channels()?);
+        let net = model::build_backbone_with(self.spec.backbone, &vs.root(), self.in_channels()?, self.stem()?);
         let _guard = tch::no_grad_guard();
         for (name, mut var) in vs.variables() {
             let src = checkpoint::take(&self.backbone, &name).with_context(|| format!("checkpoint {}", self.checkpoint.display()))?;
@@ -90,10 +90,24 @@ impl TrainedRun {
     /// fixed statistics, those of its training split, which is then loaded).
     pub fn normalization(&self) -> Result<(Vec<f64>, Vec<f64>)> {
         let channels = self.in_channels()? as usize;
-        if let Some(stats) = super::named_normalization(&self.spec.dataset.name, channels) {
-            return Ok(stats);
-        }
-        Ok(super::normalization(&self.spec.dataset.name, &self.split(Split::Train)?))
+        let stats = match crate::recipe::fixed_normalization(&self.spec.dataset, channels)? {
+            Some(stats) => stats,
+            None => crate::recipe::normalization(&self.spec.dataset, &self.split(Split::Train)?)?,
+        };
+        Ok((stats.mean, stats.std))
+    }
+
+    /// The backbone's stem, read from its first convolution (3x3: CIFAR, 7x7: ImageNet).
+    pub fn stem(&self) -> Result<crate::recipe::Stem> {
+        Ok(match self.spec.backbone {
+            BackboneKind::SmallCnn => crate::recipe::Stem::Cifar,
+            _ => model::stem_of(checkpoint::take(&self.backbone, "conv1.weight")?),
+        })
+    }
+
+    /// The evaluation transform the run used.
+    pub fn eval_transform(&self) -> crate::recipe::EvalTransform {
+        crate::recipe::EvalTransform { resize: self.spec.eval.resize, center_crop: self.spec.eval.center_crop }
     }
 
     /// One split of the run's dataset, limited as in training.
@@ -107,7 +121,7 @@ impl TrainedRun {
     pub fn encoder(&self, device: Device) -> Result<Encoder> {
         let (vs, net) = self.backbone_on(device)?;
         let (mean, std) = self.normalization()?;
-        Ok(Encoder { _vs: vs, net, augmenter: Augmenter::new(Pipeline::NONE, &mean, &std, device), device })
+        Ok(Encoder { _vs: vs, net, augmenter: Augmenter::new(Pipeline::NONE, &mean, &std, device), eval: self.eval_transform(), device })
     }
 }
 
@@ -116,6 +130,7 @@ pub struct Encoder {
     _vs: nn::VarStore,
     net: Box<dyn Backbone>,
     augmenter: Augmenter,
+    eval: crate::recipe::EvalTransform,
     device: Device,
 }
 
@@ -123,7 +138,7 @@ impl Encoder {
     /// Features of uint8 images [N, C, H, W] in eval mode, fp32, normalised as in training: what
     /// gps's evaluations see.
     pub fn features(&self, images: &Tensor) -> Tensor {
-        let extractor = FeatureExtractor { backbone: self.net.as_ref(), augmenter: &self.augmenter, channels_last: false, autocast: false };
+        let extractor = FeatureExtractor { backbone: self.net.as_ref(), augmenter: &self.augmenter, eval: self.eval, channels_last: false, autocast: false };
         extractor.features(&images.to_device(self.device))
     }
 

@@ -32,24 +32,36 @@ const LOSS_CHECK_EVERY: usize = 20;
 
 static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The authors' normalisation statistics for the datasets they name (solo-learn's
-/// `MEANS_N_STD`, train and eval transforms alike); other datasets use their training set's own
-/// per-channel statistics.
-pub fn normalization(dataset_name: &str, train: &crate::data::Dataset) -> (Vec<f64>, Vec<f64>) {
-    named_normalization(dataset_name, train.channels()).unwrap_or_else(|| train.channel_mean_std())
-}
-
-/// The fixed statistics of a dataset the authors name, if this is one (no data needed).
-pub fn named_normalization(dataset_name: &str, channels: usize) -> Option<(Vec<f64>, Vec<f64>)> {
-    if channels != 3 {
-        return None;
+/// `backbone_init`: pretrained weights into the backbone, strictly by name and shape. With the
+/// CIFAR stem the file's 7x7 `conv1.weight` has no place: solo-learn replaces conv1 by a fresh
+/// 3x3 convolution after building the pretrained network, so that one tensor is left out (said
+/// in the log), as is torchvision's classifier `fc`.
+/// Returns what the row records: the file and its sha256.
+pub fn init_backbone(vs: &nn::VarStore, file: &std::path::Path, stem: crate::recipe::Stem) -> Result<String> {
+    let what = format!("field `backbone_init`: {}", file.display());
+    let tensors = crate::weights::read(file).map_err(|e| e.context(what.clone()))?;
+    crate::weights::check_finite(&tensors, &what)?;
+    let prefixed: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (format!("backbone.{n}"), t)).collect();
+    let fc = crate::weights::Ignore { names: &["backbone.fc.weight", "backbone.fc.bias"], why: "torchvision's classifier; the backbone has none" };
+    let stem_conv = crate::weights::Ignore { names: &["backbone.conv1.weight"], why: "the CIFAR stem's conv1 is a fresh 3x3 convolution, as solo-learn's" };
+    // Only the backbone's variables take part (the heads and the probe keep their initialisation);
+    // with the CIFAR stem, a 7x7 conv1 in the file is left out (and the model's 3x3 one kept).
+    let file_conv = prefixed.iter().find(|(n, _)| n == "backbone.conv1.weight").map(|(_, t)| t.size());
+    let skip_stem = stem == crate::recipe::Stem::Cifar && file_conv.is_some_and(|s| s.get(2) == Some(&7));
+    let targets = vs.variables().into_iter().filter(|(n, _)| n.starts_with("backbone.") && !(skip_stem && n == "backbone.conv1.weight")).collect();
+    let mut ignore = vec![fc];
+    if skip_stem {
+        ignore.push(stem_conv);
     }
-    match dataset_name.to_ascii_lowercase().as_str() {
-        "cifar10" => Some((vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616])),
-        "cifar100" => Some((vec![0.5071, 0.4865, 0.4409], vec![0.2673, 0.2564, 0.2762])),
-        "stl10" => Some((vec![0.4914, 0.4823, 0.4466], vec![0.247, 0.243, 0.261])),
-        _ => None,
-    }
+    let loaded = crate::weights::load_strict_into(targets, prefixed, &ignore, &what)?;
+    eprintln!(
+        "backbone_init: {} tensors from {}{}",
+        loaded.set,
+        file.display(),
+        if loaded.ignored.is_empty() { String::new() } else { format!("; not used: {}", loaded.ignored.join(", ")) }
+    );
+    let sha = crate::weights::sha256(file)?;
+    Ok(format!("{} sha256:{}", file.display(), &sha[..16]))
 }
 
 /// A loss that is NaN or infinite: the run failed and must not write a result that looks fine.
@@ -85,6 +97,10 @@ pub struct Trainer<'a> {
     total_steps: u64,
     autocast: bool,
     channels_last: bool,
+    /// The evaluation transform (resize, centre crop) of the recipe.
+    eval: crate::recipe::EvalTransform,
+    /// `backbone_init` as recorded in the row (path and sha256).
+    backbone_init: Option<String>,
     state: LoopState,
     /// ssl-loss sum since the last read-back, on the device.
     pending_loss: Tensor,
@@ -114,8 +130,13 @@ impl<'a> Trainer<'a> {
 
         let in_channels = data.train.channels() as i64;
         let num_classes = data.train.num_classes();
+        let recipe = &data.recipe;
         let vs = nn::VarStore::new(device);
-        let backbone = model::build_backbone(spec.backbone, &(vs.root() / "backbone"), in_channels);
+        let backbone = model::build_backbone_with(spec.backbone, &(vs.root() / "backbone"), in_channels, recipe.stem);
+        let backbone_init = match &spec.backbone_init {
+            Some(file) => Some(init_backbone(&vs, file, recipe.stem)?),
+            None => None,
+        };
         let feat_dim = backbone.out_dim();
         let probe = model::init::linear(vs.root() / "probe", feat_dim, num_classes as i64, true);
         let method = ssl::build(
@@ -126,6 +147,7 @@ impl<'a> Trainer<'a> {
                 temperature: spec.temperature,
                 backbone: spec.backbone,
                 in_channels,
+                stem: recipe.stem,
                 device,
                 online: &vs,
                 channels_last,
@@ -148,9 +170,10 @@ impl<'a> Trainer<'a> {
         // solo-learn warms up for warmup_epochs whatever the run's length.
         let schedule = WarmupCosine { base_lr: lr, warmup_steps: (spec.optimizer.warmup_epochs * steps_per_epoch) as u64, total_steps };
 
-        let (mean, std) = normalization(&spec.dataset.name, &data.train);
+        let (mean, std) = (&recipe.stats.mean, &recipe.stats.std);
         let guided = !matches!(spec.prior, crate::config::PriorSpec::None);
-        let augmenters = view_pipelines(&spec.augmentation, spec.method, guided).map(|p| Augmenter::new(p, &mean, &std, device));
+        let augmenters = view_pipelines(&spec.augmentation, spec.method, guided).map(|p| Augmenter::new(p, mean, std, device).with_crop(recipe.crop));
+        let eval = recipe.eval;
         let train_labels_cpu = data.train.labels_vec();
         let sampler = PositiveSampler::new(data.table);
         let health_pairs = HealthPairs::new(n, &sampler, spec.seed, STREAM_HEALTH, device);
@@ -175,6 +198,8 @@ impl<'a> Trainer<'a> {
             total_steps,
             autocast,
             channels_last,
+            eval,
+            backbone_init,
             state: LoopState { run_id: spec.run_id(), ..Default::default() },
             pending_loss: Tensor::zeros([], (Kind::Float, device)),
             pending_steps: 0,
@@ -370,7 +395,7 @@ impl<'a> Trainer<'a> {
     }
 
     fn extractor(&self) -> FeatureExtractor<'_> {
-        FeatureExtractor { backbone: self.backbone.as_ref(), augmenter: &self.augmenters[0], channels_last: self.channels_last, autocast: self.autocast }
+        FeatureExtractor { backbone: self.backbone.as_ref(), augmenter: &self.augmenters[0], eval: self.eval, channels_last: self.channels_last, autocast: self.autocast }
     }
 
     /// Probe top-1 and representation health, from one pass over the test split.
@@ -406,6 +431,7 @@ impl<'a> Trainer<'a> {
             samples_per_s: s.samples_seen as f64 / s.train_s.max(1e-9),
             device: crate::device::describe(self.device),
             resumed_from_epoch,
+            backbone_init: self.backbone_init.clone(),
         }
     }
 }
