@@ -13,11 +13,7 @@ pub fn resolve(choice: DeviceChoice) -> Result<Device> {
             if tch::Cuda::is_available() {
                 Ok(Device::Cuda(0))
             } else {
-                let why = match crate::torch_runtime::init() {
-                    Some(err) => format!("libtorch_cuda.so could not be loaded ({err})"),
-                    None => "no CUDA device is visible".to_string(),
-                };
-                bail!("field `device`: cuda was asked for but {why}; use `device: auto` or `cpu`")
+                bail!("device `cuda` was asked for but CUDA is not usable here: {} (or use `device: auto` or `cpu`)", cuda_verdict())
             }
         }
     }
@@ -37,3 +33,34 @@ fn cuda_device_name(index: usize) -> Option<String> {
     let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !name.is_empty()).then_some(name)
 }
+
+/// The NVIDIA kernel driver: its version line, or None without one.
+pub fn nvidia_driver() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/driver/nvidia/version").ok()?;
+    text.lines().next().map(|l| l.split_whitespace().skip_while(|w| *w != "Kernel").take(4).collect::<Vec<_>>().join(" ")).filter(|s| !s.is_empty()).or(Some(text.trim().to_string()))
+}
+
+/// Where CUDA stands, in one sentence a user can act on.
+pub fn cuda_verdict() -> String {
+    let driver = nvidia_driver();
+    match crate::torch_runtime::init() {
+        Some(why) => format!(
+            "CUDA not available: libtorch's CUDA libraries are not installed here ({why}). Run `GPS_CUDA=1 scripts/setup-libtorch.sh` \
+             (it installs the CUDA libraries torch 2.11.0 pins: about 2.5 GB to download, 4 GB on disk; on a machine with an NVIDIA \
+             driver `scripts/setup-libtorch.sh` does it by itself){}",
+            if driver.is_some() { "" } else { "; this machine also has no NVIDIA driver" }
+        ),
+        None if tch::Cuda::is_available() => format!("CUDA ready: {} device(s)", tch::Cuda::device_count()),
+        None => match driver {
+            None => "CUDA libraries loaded, no device: this machine has no NVIDIA driver (/proc/driver/nvidia/version is absent); run on a GPU node".into(),
+            Some(d) => format!(
+                "CUDA libraries loaded, no device: the NVIDIA driver is there ({d}) but no GPU is visible to this process{}",
+                match std::env::var("CUDA_VISIBLE_DEVICES") {
+                    Ok(v) => format!(" (CUDA_VISIBLE_DEVICES={v:?})"),
+                    Err(_) => " (check `nvidia-smi`)".into(),
+                }
+            ),
+        },
+    }
+}
+

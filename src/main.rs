@@ -13,8 +13,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Versions, threads, CUDA/cuDNN and the GPU.
-    Info,
+    /// Versions, libtorch's install, CUDA libraries, driver and devices (and why CUDA is not
+    /// usable, with what to run); --check runs the device self-check.
+    Info(gps_ssl::info::InfoArgs),
     /// Load, describe, cache and download datasets.
     #[command(subcommand)]
     Data(data::cli::DataCommand),
@@ -56,7 +57,7 @@ fn main() {
     gps_ssl::torch_runtime::init();
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
-        Command::Info => info(),
+        Command::Info(a) => a.run(),
         Command::Data(c) => c.run(),
         Command::Prior(c) => c.run(),
         Command::Bench(BenchCommand::Knn(a)) => a.run(),
@@ -78,41 +79,4 @@ fn main() {
 /// 75 (EX_TEMPFAIL) for an interrupted run so wrappers can tell "requeue me" from a failure.
 fn exit_code(e: &anyhow::Error) -> i32 {
     if e.downcast_ref::<gps_ssl::train::Interrupted>().is_some() { 75 } else { 1 }
-}
-
-fn info() -> Result<()> {
-    println!("gps-ssl {}", env!("CARGO_PKG_VERSION"));
-    println!("tch 0.24.0, libtorch {}", libtorch_version());
-    println!("cpu threads: {}", tch::get_num_threads());
-    let (version, what) = gps_ssl::numerics::HISTORY.last().expect("a numerics version");
-    println!("numerics version: {version} ({what})");
-    let cuda = tch::Cuda::is_available();
-    match gps_ssl::torch_runtime::init() {
-        None => println!("libtorch_cuda: loaded"),
-        Some(why) => println!("libtorch_cuda: not loaded ({why})"),
-    }
-    println!("cuda available: {cuda}, devices: {}", tch::Cuda::device_count());
-    if gps_ssl::torch_runtime::cuda_library_loaded() {
-        println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
-        if cuda {
-            println!("cudnn version: {}, cuda runtime: {}", tch::utils::version_cudnn(), tch::utils::version_cudart());
-            println!("gpu: {}", gps_ssl::device::describe(tch::Device::Cuda(0)));
-        }
-    }
-    Ok(())
-}
-
-/// libtorch's version as the wheel records it next to the library (torch/version.py).
-fn libtorch_version() -> String {
-    std::fs::read_to_string("/proc/self/maps")
-        .ok()
-        .and_then(|maps| {
-            maps.lines()
-                .filter_map(|l| l.split_whitespace().nth(5))
-                .find(|p| p.ends_with("/libtorch_cpu.so"))
-                .map(|p| std::path::Path::new(p).parent().unwrap().parent().unwrap().join("version.py"))
-        })
-        .and_then(|v| std::fs::read_to_string(v).ok())
-        .and_then(|t| t.lines().find(|l| l.starts_with("__version__")).map(|l| l.split('\'').nth(1).unwrap_or("?").to_string()))
-        .unwrap_or_else(|| "2.11 (version file not found)".into())
 }

@@ -48,17 +48,3 @@ fn torch_lib_dir() -> Option<String> {
         .find(|p| p.ends_with("/libtorch_cpu.so"))
         .and_then(|p| p.rsplit_once('/').map(|(d, _)| d.to_string()))
 }
-
-#[link(name = "torch_cpu")]
-unsafe extern "C" {
-    // at::autocast::set_autocast_dtype(c10::DeviceType, c10::ScalarType): tch only wraps fp16
-    // autocast; bf16 needs this symbol (checked present in libtorch_cpu.so 2.11).
-    #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
-    fn at_set_autocast_dtype(device_type: i8, dtype: i8);
-}
-
-/// Make CUDA autocast use bfloat16 instead of float16.
-pub fn set_cuda_autocast_bf16() {
-    // SAFETY: plain enum arguments (kCUDA = 1, BFloat16 = 15).
-    unsafe { at_set_autocast_dtype(1, 15) }
-}

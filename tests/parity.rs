@@ -475,7 +475,7 @@ fn a_simclr_training_step_matches_solo_learn() {
     let mut method = ssl::build(Method::Simclr, ctx);
     load_formula(&vs);
     let (x1, x2, y1, y2) = (get(&t, "x1"), get(&t, "x2"), get(&t, "y1"), get(&t, "y2"));
-    let losses = step::losses(backbone.as_ref(), method.as_mut(), &probe, [x1, x2], [y1, y2], false);
+    let losses = step::losses(backbone.as_ref(), method.as_mut(), &probe, [x1, x2], [y1, y2], None);
     assert_close("NT-Xent loss", &losses.ssl.detach().reshape([1]), get(&t, "nce_loss"), 0.0, 1e-5);
     assert_close("probe loss", &losses.probe.detach().reshape([1]), get(&t, "class_loss"), 0.0, 1e-5);
     let mut opt = Optimizer::new(gps_ssl::config::OptimizerKind::Lars, step::param_groups(&vs, 1e-4, 0.1 / 0.4), 0.9, 0.02);

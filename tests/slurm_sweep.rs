@@ -353,3 +353,42 @@ fn slurm_extra_as_sbatch_reads_it() {
     assert!(defined.iter().any(|(n, v)| n == "array" && v == "0-1"));
     assert!(defined.iter().any(|(n, v)| n == "nice" && v == "5"));
 }
+
+/// `gps sweep submit --check`: the self-check runs first as its own one-task job; the array starts
+/// only once it succeeds, and when it fails (here: runs that ask for CUDA on a node without it)
+/// SLURM cancels the array instead of leaving it pending, and the check's log says why.
+#[test]
+fn check_job_gates_the_array() {
+    if !cluster_ready() {
+        return;
+    }
+    let data = mnist();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    std::fs::write(w.join("checked.yaml"), format!("name: checked\n{}grid:\n  seed: [1]\n", base(&data, 1))).unwrap();
+    let out = gps(w, &["sweep", "submit", "checked.yaml", "--check"]);
+    assert!(out.contains("submitted check job") && out.contains("gps info --check --device cpu --backbone small-cnn") && out.contains("once check job"), "{out}");
+    let check_job = out.split("submitted check job ").nth(1).and_then(|s| s.split(':').next()).unwrap().to_string();
+    let results = w.join("results/checked");
+    wait_until(w, "the checked sweep's row", 420, || rows_and_failures(&results).0.len() == 1);
+    let log = std::fs::read_to_string(w.join(format!("slurm/checked/logs/check_{check_job}.out"))).unwrap_or_default();
+    assert!(log.contains("self-check passed"), "{log}");
+    let script = std::fs::read_to_string(w.join("slurm/checked/check.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --time=00:20:00") && !script.contains("--time=00:10:00"), "{script}");
+
+    // Runs that ask for CUDA where there is none: the check fails, the array never starts.
+    let cuda = base(&data, 1).replace("device: cpu", "device: cuda");
+    std::fs::write(w.join("nocuda.yaml"), format!("name: nocuda\n{cuda}grid:\n  seed: [1]\n")).unwrap();
+    let out = gps(w, &["sweep", "submit", "nocuda.yaml", "--check"]);
+    let check_job = out.split("submitted check job ").nth(1).and_then(|s| s.split(':').next()).unwrap().to_string();
+    let array_job = out.split("submitted array job ").nth(1).and_then(|s| s.split(':').next()).unwrap().to_string();
+    // Gone from the queue: the check failed, and SLURM cancelled the array waiting for it.
+    wait_until(w, "the array to be cancelled after the failed check", 300, || {
+        let q = Command::new("squeue").args(["-h", "-j", &format!("{check_job},{array_job}")]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        q.is_empty()
+    });
+    let log = std::fs::read_to_string(w.join(format!("slurm/nocuda/logs/check_{check_job}.out"))).unwrap_or_default();
+    assert!(log.contains("`cuda` was asked for but CUDA is not usable here"), "{log}");
+    assert!(rows_and_failures(&w.join("results/nocuda")).0.is_empty(), "no task ran");
+    assert!(!w.join(format!("slurm/nocuda/logs/{array_job}_0.out")).exists(), "the array's task never started");
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 5 on a GPU machine: SimCLR vs GPS-SimCLR (MobileNetV2 prior, k=5), flip-only augmentation,
-# R18, batch 256, bf16, as many epochs as EPOCHS (default 50), then the table. Rows, logs and the
+# R18, batch 256, bf16, as many epochs as EPOCHS (default 50), then the table and GPS - baseline. Rows, logs and the
 # report go under $OUT.
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
@@ -11,4 +11,4 @@ for prior in none imagenet-mobilenetv2; do
   $G train .gpu/gps-simclr-weak.yaml --set prior=$prior --set epochs=$EPOCHS --set output_dir="$OUT/gpu-cifar10" \
     2>&1 | tee "$OUT/train-$prior.log"
 done
-$G report "$OUT/gpu-cifar10" | tee "$OUT/table.md"
+{ $G report "$OUT/gpu-cifar10"; echo; $G report "$OUT/gpu-cifar10" --compare prior; } | tee "$OUT/table.md"

@@ -21,7 +21,8 @@ pub struct FeatureExtractor<'a> {
     /// The evaluation transform (resize, centre crop) applied before normalising.
     pub eval: EvalTransform,
     pub channels_last: bool,
-    pub autocast: bool,
+    /// bf16 autocast on this device's type (None: fp32).
+    pub autocast: Option<tch::Device>,
 }
 
 impl FeatureExtractor<'_> {
@@ -46,7 +47,7 @@ impl FeatureExtractor<'_> {
             if self.channels_last {
                 x = to_channels_last(&x);
             }
-            let f = tch::autocast(self.autocast, || self.backbone.forward_t(&x, false));
+            let f = crate::exec::autocast(self.autocast, || self.backbone.forward_t(&x, false));
             out.push(f.to_kind(Kind::Float));
             start += len;
         }

@@ -78,7 +78,7 @@ pub(crate) fn test_context(online: &nn::VarStore, feat_dim: i64, channels_last: 
 /// differences of large sums (Barlow Twins' cross-correlation, VICReg's covariance, SimCLR's
 /// logits), which bf16 would round away. The heads before it still run under autocast.
 pub(crate) fn fp32<T>(f: impl FnOnce() -> T) -> T {
-    tch::autocast(false, f)
+    crate::exec::autocast(None, f)
 }
 
 /// Default base learning rate and weight decay per method (batch 256, LARS), from the authors'

@@ -150,6 +150,11 @@ pub enum SweepCommand {
         /// site limit on tasks per array that is lower than the configured maximum.
         #[arg(long, value_name = "N")]
         max_array_size: Option<usize>,
+        /// First submit `gps info --check` (the device self-check) as a one-task job; the array
+        /// starts only if it succeeds (SLURM cancels it otherwise), so a broken node or driver
+        /// costs one short job, not the sweep.
+        #[arg(long)]
+        check: bool,
         #[command(flatten)]
         which: Which,
         #[command(flatten)]
@@ -205,12 +210,12 @@ impl SweepCommand {
                 print_runs(&runs, &vec![None; runs.len()], format);
                 Ok(())
             }
-            SweepCommand::Submit { sweep, dry_run, max_array_size, which, limit, keep } => {
+            SweepCommand::Submit { sweep, dry_run, max_array_size, check, which, limit, keep } => {
                 if max_array_size == Some(0) {
                     bail!("--max-array-size must be at least 1");
                 }
                 let (file, runs) = super::load(&sweep, limit.max_runs)?;
-                submit::submit(&file, &runs, &submit::SubmitOptions { dry_run, selection: which.selection(), max_array_size, keep_checkpoint: !keep.no_keep })?;
+                submit::submit(&file, &runs, &submit::SubmitOptions { dry_run, selection: which.selection(), max_array_size, keep_checkpoint: !keep.no_keep, check })?;
                 Ok(())
             }
             SweepCommand::Run { sweep, jobs, which, limit, keep } => {

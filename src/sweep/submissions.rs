@@ -63,6 +63,14 @@ pub fn record_jobs(dir: &Path, prepare_job: Option<&str>, array_job: &str) -> Re
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Records the check job a submission's jobs wait for (`check\t<id>` in jobs.tsv).
+pub fn record_check(dir: &Path, check_job: &str) -> Result<()> {
+    let path = dir.join("jobs.tsv");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(&format!("check\t{check_job}\n"));
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Every submission of the sweep, oldest first (dry runs included, with no job ids).
 pub fn list(workdir: &Path, sweep_name: &str) -> Result<Vec<Submission>> {
     let mut out = Vec::new();

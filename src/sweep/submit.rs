@@ -21,6 +21,9 @@ pub struct SubmitOptions {
     pub max_array_size: Option<usize>,
     /// Keep each finished run's final checkpoint (`--no-keep` turns it off).
     pub keep_checkpoint: bool,
+    /// Submit `gps info --check` as a one-task job first; the arrays (and the preparation) start
+    /// only if it succeeds, and are cancelled by SLURM if it fails.
+    pub check: bool,
 }
 
 /// What was submitted, for callers (tests) that watch the jobs.
@@ -28,6 +31,7 @@ pub struct SubmitOptions {
 pub struct Submitted {
     pub array_jobs: Vec<String>,
     pub prepare_jobs: Vec<String>,
+    pub check_job: Option<String>,
     pub runs: usize,
 }
 
@@ -52,6 +56,21 @@ pub fn submit(sweep: &SweepFile, runs: &[PlannedRun], opts: &SubmitOptions) -> R
         Err(e) => return Err(e),
     };
     std::fs::create_dir_all(submissions::logs_dir(&workdir, &sweep.name))?;
+    let check = if opts.check { Some(submit_check(sweep, &chosen, &gps_bin, &workdir, opts.dry_run)?) } else { None };
+    // Jobs that wait for the check are cancelled by SLURM when it fails, not left pending forever.
+    let after_check = |kind: &str, other: Option<String>| -> Vec<String> {
+        let mut deps: Vec<String> = check.iter().flatten().map(|c| format!("afterok:{c}")).collect();
+        deps.extend(other.map(|o| format!("{kind}:{o}")));
+        let mut args = Vec::new();
+        if !deps.is_empty() {
+            args.push(format!("--dependency={}", deps.join(",")));
+        }
+        if check.is_some() {
+            args.push("--kill-on-invalid-dep=yes".into());
+        }
+        args
+    };
+    out.check_job = check.clone().flatten();
     for part in chosen.chunks(chunk) {
         let dir = submissions::create_next(&workdir, &sweep.name)?;
         let manifest = dir.join("manifest.tsv");
@@ -75,31 +94,38 @@ pub fn submit(sweep: &SweepFile, runs: &[PlannedRun], opts: &SubmitOptions) -> R
         }
         if opts.dry_run {
             println!("dry run: wrote {} ({} tasks){}", array_script.display(), part.len(), if needs_prepare { " and prepare.sbatch" } else { "" });
+            let check_dep = if check.is_some() { "afterok:<check job>," } else { "" };
+            let kill = if check.is_some() { " --kill-on-invalid-dep=yes" } else { "" };
             if needs_prepare {
-                println!("  sbatch --parsable {}", prepare_script.display());
-                println!("  sbatch --parsable --dependency=afterany:<prepare job> {}", array_script.display());
+                let prep_dep = if check.is_some() { format!(" --dependency=afterok:<check job>{kill}") } else { String::new() };
+                println!("  sbatch --parsable{prep_dep} {}", prepare_script.display());
+                println!("  sbatch --parsable --dependency={check_dep}afterany:<prepare job>{kill} {}", array_script.display());
+            } else if check.is_some() {
+                println!("  sbatch --parsable --dependency=afterok:<check job>{kill} {}", array_script.display());
             } else {
                 println!("  sbatch --parsable {}", array_script.display());
             }
             continue;
         }
-        let mut extra = Vec::new();
         let prepare_job = if needs_prepare {
-            let id = cluster::sbatch(&prepare_script, &[], &workdir)?;
-            // afterany, not afterok: if preparation fails, the tasks still run, redo it and record
-            // the error as each run's failure, instead of the whole array being cancelled silently.
-            extra.push(format!("--dependency=afterany:{id}"));
+            let id = cluster::sbatch(&prepare_script, &after_check("afterok", None), &workdir)?;
             out.prepare_jobs.push(id.clone());
             Some(id)
         } else {
             None
         };
-        let array_job = cluster::sbatch(&array_script, &extra, &workdir)?;
+        // afterany on the preparation, not afterok: if preparation fails, the tasks still run, redo
+        // it and record the error as each run's failure, instead of the array being cancelled.
+        let array_job = cluster::sbatch(&array_script, &after_check("afterany", prepare_job.clone()), &workdir)?;
         submissions::record_jobs(&dir, prepare_job.as_deref(), &array_job)?;
+        if let Some(Some(c)) = &check {
+            submissions::record_check(&dir, c)?;
+        }
         println!(
-            "submitted array job {array_job}: {} tasks{}{}; logs slurm/{}/logs/{array_job}_<index>.out",
+            "submitted array job {array_job}: {} tasks{}{}{}; logs slurm/{}/logs/{array_job}_<index>.out",
             part.len(),
             sweep.slurm.throttle.map(|t| format!(", at most {t} at once")).unwrap_or_default(),
+            out.check_job.as_ref().map(|c| format!(", once check job {c} succeeds")).unwrap_or_default(),
             prepare_job.map(|p| format!(", after preparation job {p}")).unwrap_or_default(),
             sweep.name
         );
@@ -110,6 +136,29 @@ pub fn submit(sweep: &SweepFile, runs: &[PlannedRun], opts: &SubmitOptions) -> R
         println!("watch it with: gps sweep status {}", sweep.path.display());
     }
     Ok(out)
+}
+
+/// Writes and (unless a dry run) submits the check job: `gps info --check` on the runs' device
+/// and backbone. Returns its job id (None for a dry run).
+fn submit_check(sweep: &SweepFile, chosen: &[&PlannedRun], gps_bin: &Path, workdir: &Path, dry_run: bool) -> Result<Option<String>> {
+    let one = |f: &dyn Fn(&PlannedRun) -> String, fallback: &str| {
+        let mut values: Vec<String> = chosen.iter().map(|r| f(r)).collect();
+        values.dedup();
+        if values.len() == 1 { values.pop().expect("one") } else { fallback.to_string() }
+    };
+    let device = one(&|r| crate::results::row::serde_name(&r.spec.device), "auto");
+    let backbone = one(&|r| crate::results::row::serde_name(&r.spec.backbone), "resnet18");
+    let job = sbatch::CheckJob { sweep_name: &sweep.name, gps_bin, workdir, options: &sweep.slurm, device: &device, backbone: &backbone };
+    let script = submissions::sweep_dir(workdir, &sweep.name).join("check.sbatch");
+    write(&script, &sbatch::render_check(&job)?)?;
+    if dry_run {
+        println!("dry run: wrote {} (the self-check, `gps info --check --device {device} --backbone {backbone}`)", script.display());
+        println!("  sbatch --parsable {}", script.display());
+        return Ok(None);
+    }
+    let id = cluster::sbatch(&script, &[], workdir)?;
+    println!("submitted check job {id}: gps info --check --device {device} --backbone {backbone}; log slurm/{}/logs/check_{id}.out", sweep.name);
+    Ok(Some(id))
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

@@ -31,7 +31,7 @@ pub struct FlatGroup {
 }
 
 /// Which implementation of the update runs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// Whole-buffer tensor ops (any device; the GPU's).
     Tensors,

@@ -2,13 +2,14 @@
 //! other processes watch, and the trained encoder of a finished run (`trained`).
 pub mod checkpoint;
 pub mod cli;
-mod flat_lars;
+pub mod flat_lars;
 mod host_lars;
 pub mod optimizer;
 mod prepare;
 mod progress;
 pub mod progress_record;
 pub mod schedule;
+pub mod selfcheck;
 mod signals;
 pub mod step;
 pub mod trained;

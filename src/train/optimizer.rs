@@ -19,6 +19,8 @@ pub struct Optimizer {
     eta: f64,
     groups: Vec<GroupState>,
     steps: i64,
+    /// The LARS/SGD kernel; None: the one that suits the parameters' device.
+    kernel: Option<super::flat_lars::Kernel>,
 }
 
 /// A group with its optimizer state: LARS and SGD keep the group in one flat buffer;
@@ -51,7 +53,14 @@ impl Optimizer {
                 _ => GroupState::Flat { group: FlatGroup::new(g.params), lr_scale: g.lr_scale, weight_decay: g.weight_decay },
             })
             .collect();
-        Optimizer { kind, momentum, eta, groups, steps: 0 }
+        Optimizer { kind, momentum, eta, groups, steps: 0, kernel: None }
+    }
+
+    /// Runs the LARS/SGD update with `kernel` whatever the device (`exec::ExecPaths`: the GPU's
+    /// tensor kernel also runs on a CPU, so tests execute it).
+    pub fn with_kernel(mut self, kernel: super::flat_lars::Kernel) -> Optimizer {
+        self.kernel = Some(kernel);
+        self
     }
 
     pub fn zero_grad(&mut self) {
@@ -86,7 +95,10 @@ impl Optimizer {
         let lars = self.kind == OptimizerKind::Lars;
         for (g, grads) in self.groups.iter_mut().zip(grads) {
             match g {
-                GroupState::Flat { group, lr_scale, weight_decay } => group.step(&grads, lr * *lr_scale, *weight_decay, self.momentum, self.eta, lars),
+                GroupState::Flat { group, lr_scale, weight_decay } => match self.kernel {
+                    Some(kernel) => group.step_with(kernel, &grads, lr * *lr_scale, *weight_decay, self.momentum, self.eta, lars),
+                    None => group.step(&grads, lr * *lr_scale, *weight_decay, self.momentum, self.eta, lars),
+                },
                 GroupState::Adam { params, moments, lr_scale, weight_decay } => {
                     for ((p, [m, v]), grad) in params.iter().zip(moments.iter()).zip(&grads) {
                         if grad.defined() {

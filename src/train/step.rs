@@ -17,8 +17,9 @@ pub struct StepLosses {
 }
 
 /// `x`: the two augmented views [B, C, H, W]; `y`: each view's labels [B].
-pub fn losses(backbone: &dyn Backbone, method: &mut dyn SslMethod, probe: &nn::Linear, x: [&Tensor; 2], y: [&Tensor; 2], autocast: bool) -> StepLosses {
-    tch::autocast(autocast, || {
+/// `autocast`: bf16 autocast on this device's type (None: fp32).
+pub fn losses(backbone: &dyn Backbone, method: &mut dyn SslMethod, probe: &nn::Linear, x: [&Tensor; 2], y: [&Tensor; 2], autocast: Option<tch::Device>) -> StepLosses {
+    crate::exec::autocast(autocast, || {
         let f1 = backbone.forward_t(x[0], true);
         let f2 = backbone.forward_t(x[1], true);
         let ssl = method.loss(&Views { x1: x[0], x2: x[1], f1: &f1, f2: &f2 });

@@ -138,7 +138,7 @@ impl Encoder {
     /// Features of uint8 images [N, C, H, W] in eval mode, fp32, normalised as in training: what
     /// gps's evaluations see.
     pub fn features(&self, images: &Tensor) -> Tensor {
-        let extractor = FeatureExtractor { backbone: self.net.as_ref(), augmenter: &self.augmenter, eval: self.eval, channels_last: false, autocast: false };
+        let extractor = FeatureExtractor { backbone: self.net.as_ref(), augmenter: &self.augmenter, eval: self.eval, channels_last: false, autocast: None };
         extractor.features(&images.to_device(self.device))
     }
 

@@ -10,13 +10,13 @@ use super::progress_record::{Phase, ProgressWriter};
 use super::schedule::WarmupCosine;
 use super::{Interrupted, RunOutcome, TrainOptions, signals};
 use crate::augment::{Augmenter, view_pipelines};
-use crate::config::{Precision, RunSpec};
+use crate::config::RunSpec;
 use crate::eval::health::{Health, HealthPairs};
 use crate::eval::{self, FeatureExtractor};
 use crate::knn::{PositiveSampler, SplitMix64};
 use crate::model::{self, Backbone};
 use crate::ssl::{self, MethodContext, SslMethod};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use std::time::Instant;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
@@ -95,7 +95,8 @@ pub struct Trainer<'a> {
     num_classes: usize,
     steps_per_epoch: usize,
     total_steps: u64,
-    autocast: bool,
+    /// bf16 autocast on this device's type (None: fp32).
+    autocast: Option<Device>,
     channels_last: bool,
     /// The evaluation transform (resize, centre crop) of the recipe.
     eval: crate::recipe::EvalTransform,
@@ -109,20 +110,17 @@ pub struct Trainer<'a> {
 
 impl<'a> Trainer<'a> {
     pub fn new(spec: &'a RunSpec, data: Prepared, device: Device) -> Result<Trainer<'a>> {
-        let cuda = device.is_cuda();
-        let autocast = match spec.precision {
-            Precision::Auto => cuda,
-            Precision::Fp32 => false,
-            Precision::Bf16 if cuda => true,
-            Precision::Bf16 => bail!("field `precision`: bf16 autocast runs on CUDA only; use `auto` or `fp32` on the CPU"),
-        };
-        if autocast {
-            crate::torch_runtime::set_cuda_autocast_bf16();
-        }
-        if cuda {
+        let paths = crate::exec::ExecPaths::for_run(spec, device)?;
+        Self::with_paths(spec, data, device, paths)
+    }
+
+    /// A trainer taking the execution choices `paths` whatever the device: the CUDA choices on a
+    /// CPU (tests, `gps info --check`) or fp32 on a GPU (the self-check's reference).
+    pub fn with_paths(spec: &'a RunSpec, data: Prepared, device: Device, paths: crate::exec::ExecPaths) -> Result<Trainer<'a>> {
+        if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
-        let channels_last = cuda && spec.channels_last;
+        let (autocast, channels_last) = (paths.autocast, paths.channels_last);
         // libtorch's default generator is process-wide: hold it while seeding and drawing the
         // initial weights so runs in parallel threads (tests, benchmarks) start identically.
         let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
@@ -162,7 +160,7 @@ impl<'a> Trainer<'a> {
         let lr = spec.optimizer.lr.unwrap_or(default_lr) * scale;
         let wd = spec.optimizer.weight_decay.unwrap_or(default_wd);
         let classifier_lr = spec.optimizer.classifier_lr * scale;
-        let opt = Optimizer::new(spec.optimizer.kind, super::step::param_groups(&vs, wd, classifier_lr / lr), spec.optimizer.momentum, spec.optimizer.eta);
+        let opt = Optimizer::new(spec.optimizer.kind, super::step::param_groups(&vs, wd, classifier_lr / lr), spec.optimizer.momentum, spec.optimizer.eta).with_kernel(paths.lars);
 
         let n = data.train.len();
         let steps_per_epoch = n / spec.batch_size; // drop_last, as the authors
@@ -273,7 +271,7 @@ impl<'a> Trainer<'a> {
                     reporter.finish();
                     return Err(Interrupted { signal, epoch, step: self.state.global_step }.into());
                 }
-                self.step(&perm[s * b..(s + 1) * b]);
+                let _ = self.step(&perm[s * b..(s + 1) * b]);
                 samples += b as u64;
                 self.state.step_in_epoch = s + 1;
                 self.state.global_step += 1;
@@ -326,7 +324,8 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    fn step(&mut self, anchors: &[u32]) {
+    /// One training step on `anchors`; returns the step's (SSL loss, probe loss), detached.
+    fn step(&mut self, anchors: &[u32]) -> (Tensor, Tensor) {
         let spec = self.spec;
         let step = self.state.global_step;
         let positives = self.sampler.sample(anchors, &mut SplitMix64::for_step(spec.seed, STREAM_POSITIVES, step));
@@ -350,6 +349,50 @@ impl<'a> Trainer<'a> {
         self.method.after_step((step + 1) as f64 / self.total_steps.max(1) as f64);
         self.pending_loss += ssl_loss.detach().to_kind(Kind::Float);
         self.pending_steps += 1;
+        (ssl_loss.detach(), probe_loss.detach())
+    }
+
+    /// `n` steps over the first batches of epoch 0's order, from the trainer's current step on,
+    /// returning each step's (SSL loss, probe loss) and the loss tensors' kinds (the self-check:
+    /// two trainers from the same state take the same batches and augmentations).
+    pub fn check_steps(&mut self, n: usize) -> Result<Vec<(f64, f64, Kind)>> {
+        let b = self.spec.batch_size;
+        let count = self.train_images.size()[0] as usize;
+        let perm = SplitMix64::for_step(self.spec.seed, STREAM_PERMUTATION, 0).permutation(count);
+        let batches = (count / b).max(1);
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = self.state.global_step as usize % batches;
+            let (ssl, probe) = self.step(&perm[s * b..(s + 1) * b]);
+            self.state.global_step += 1;
+            out.push((ssl.double_value(&[]), probe.double_value(&[]), ssl.kind()));
+        }
+        self.drain_loss()?;
+        Ok(out)
+    }
+
+    /// The online network's variables (backbone, heads, probe), by name.
+    pub fn variables(&self) -> std::collections::HashMap<String, Tensor> {
+        self.vs.variables()
+    }
+
+    /// Takes another trainer's weights and method state (a target network, a queue), so two
+    /// trainers on different devices start from the same point (their initialisations are drawn
+    /// by each device's own generator).
+    pub fn copy_weights_from(&mut self, other: &Trainer) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let theirs = other.vs.variables();
+        for (name, mut var) in self.vs.variables() {
+            let src = theirs.get(&name).with_context(|| format!("the other trainer has no `{name}`"))?;
+            var.copy_(&src.to_device(self.device).contiguous());
+        }
+        let state: Vec<(String, Tensor)> = other.method.state().into_iter().map(|(n, t)| (n, t.to_device(self.device))).collect();
+        self.method.load_state(&state)
+    }
+
+    /// Writes a checkpoint of the trainer as it stands (the self-check's round trip).
+    pub fn checkpoint_to(&self, dir: &std::path::Path) -> Result<()> {
+        self.save_checkpoint(dir)
     }
 
     /// Throughput of the training step alone: `warmup` untimed steps, then `steps` timed ones
@@ -362,7 +405,7 @@ impl<'a> Trainer<'a> {
         let run = |count: usize, trainer: &mut Self| -> Result<()> {
             for i in 0..count {
                 let s = i % batches;
-                trainer.step(&perm[s * b..(s + 1) * b]);
+                let _ = trainer.step(&perm[s * b..(s + 1) * b]);
                 trainer.state.global_step += 1;
             }
             trainer.drain_loss()
@@ -375,7 +418,7 @@ impl<'a> Trainer<'a> {
 
     /// (bf16 autocast, channels-last) as this trainer runs.
     pub fn precision(&self) -> (bool, bool) {
-        (self.autocast, self.channels_last)
+        (self.autocast.is_some(), self.channels_last)
     }
 
     /// Moves the device-side loss sum into the bookkeeping; a non-finite loss fails the run.
