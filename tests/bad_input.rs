@@ -533,6 +533,7 @@ fn same_meaning(raw: &serde_norway::Value, got: &Value) -> bool {
         (Y::Number(a), Value::Number(b)) => a.as_f64().zip(b.as_f64()).is_some_and(|(a, b)| a == b),
         (Y::String(a), Value::String(b)) => a.trim() == b.trim(),
         (Y::Bool(a), Value::Bool(b)) => a == b,
+        (Y::Sequence(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_meaning(a, b)),
         (Y::Mapping(m), Value::Object(o)) => m.iter().all(|(k, v)| k.as_str().and_then(|k| o.get(k)).is_some_and(|g| v.is_null() || same_meaning(v, g))),
         _ => false,
     }

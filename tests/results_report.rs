@@ -350,12 +350,14 @@ fn compare_gives_differences_with_t_intervals() {
     let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
     assert_eq!(
         lines.next().unwrap(),
-        "method,augmentation,dataset,prior,reference,mean,std,n,ref_mean,ref_std,ref_n,delta,ci_low,ci_high,test,df,excludes_zero"
+        "method,augmentation,dataset,prior,reference,mean,std,n,ref_mean,ref_std,ref_n,delta,ci_low,ci_high,test,df,excludes_zero,published,ref_published"
     );
     let byol: Vec<&str> = lines.find(|l| l.starts_with("byol")).unwrap().split(',').collect();
     let num = |i: usize| byol[i].parse::<f64>().unwrap();
     assert!((num(12) - -0.023361098136296443).abs() < 1e-9 && (num(13) - 0.14002776480296325).abs() < 1e-9, "{byol:?}");
     assert!((num(15) - 4.3333860696910955).abs() < 1e-9 && byol[14] == "welch" && byol[16] == "false", "{byol:?}");
+    // No published numbers were asked for: the columns stay, empty.
+    assert!(byol.len() == 19 && byol[17].is_empty() && byol[18].is_empty(), "{byol:?}");
 
     let tex = String::from_utf8_lossy(&gps_report(&[dir_arg, "--compare", "prior", "--latex"]).stdout).into_owned();
     assert!(tex.contains(r"$\mathbf{+45.00}$") && tex.contains(r"\bottomrule"), "{tex}");

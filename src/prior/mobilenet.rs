@@ -64,6 +64,9 @@ impl Prior for MobileNetV2Prior {
         if !matches!(train.channels(), 1 | 3) {
             bail!("MobileNetV2 needs 1- or 3-channel images, the dataset has {} channels", train.channels());
         }
+        if train.channels() == 1 {
+            eprintln!("note: prior `imagenet-mobilenetv2`: one-channel images are normalised, then repeated to three channels, as the authors' code feeds grey images to ImageNet networks");
+        }
         let mut vs = nn::VarStore::new(device);
         let net = features(&vs.root());
         vs.freeze(); // frozen first: loading copies into the variables in place

@@ -146,7 +146,7 @@ impl ReportArgs {
     /// `--published` files' entries, and those of the sweep files that wrote the rows.
     fn published_entries(&self, rows: &Rows) -> Result<Vec<published::Published>> {
         for f in &self.published {
-            crate::sweep::SweepFile::load(f).with_context(|| format!("--published {}", f.display()))?;
+            published::from_sweep_file(f).with_context(|| format!("--published {}", f.display()))?;
         }
         let commands = table::column_strings(&rows.frame, &["command".to_string()]).unwrap_or_default().into_iter().filter_map(|mut v| v.pop());
         let mut files = published::sweep_files_of(commands);

@@ -10,7 +10,7 @@
 
 use super::table::{Table, is_fraction};
 use crate::config::RunSpec;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use std::path::Path;
 
@@ -108,13 +108,24 @@ pub fn sweep_files_of(commands: impl IntoIterator<Item = String>) -> Vec<std::pa
     files
 }
 
-/// The published entries of sweep files (a file that no longer parses is named and skipped).
+/// The `published:` entries of one sweep file (read on their own: the rest of the file is the
+/// sweep module's business).
+pub fn from_sweep_file(path: &Path) -> Result<Vec<Published>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc = crate::config::yaml::parse(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(|e| anyhow!("{}: not valid YAML: {e}", path.display()))?;
+    let serde_norway::Value::Mapping(top) = doc else { return Ok(Vec::new()) };
+    let Some(section) = top.into_iter().find_map(|(k, v)| (k.as_str() == Some("published")).then_some(v)) else { return Ok(Vec::new()) };
+    let json = crate::config::yaml::to_json(section).map_err(|e| anyhow!("{}: published: {}", path.display(), e.message))?;
+    parse(json, &|field| format!("{}: published{}", path.display(), if field.is_empty() { String::new() } else { format!(".{field}") }))
+}
+
+/// The published entries of sweep files (a file whose entries do not read is named and skipped).
 pub fn from_sweep_files(files: &[impl AsRef<Path>]) -> Vec<Published> {
     let mut out: Vec<Published> = Vec::new();
     for f in files {
-        match crate::sweep::SweepFile::load(f.as_ref()) {
-            Ok(s) => {
-                for p in s.published {
+        match from_sweep_file(f.as_ref()) {
+            Ok(entries) => {
+                for p in entries {
                     if !out.contains(&p) {
                         out.push(p);
                     }
