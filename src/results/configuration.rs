@@ -33,6 +33,51 @@ pub fn of_row(spec_json: Option<&str>, numerics: Option<i64>) -> Fields {
     fields
 }
 
+/// The configurations of many rows: each row's index into the distinct configurations, and
+/// those. A sweep's rows differ mostly in their seed, so each spec is keyed by its text without
+/// the seed and the operational fields and resolved once per key (the resolution, not the
+/// parse, is what costs); rows are keyed on every core.
+pub fn of_rows(specs: &[Option<&str>], numerics: &[Option<i64>]) -> (Vec<usize>, Vec<Fields>) {
+    fn key(spec: Option<&str>, numerics: Option<i64>) -> (Option<String>, Option<i64>) {
+        let text = spec.map(|s| match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(mut m)) => {
+                m.remove("seed");
+                for f in OPERATIONAL_FIELDS {
+                    m.remove(f);
+                }
+                // serde_json's maps are sorted: equal trees print equal text.
+                Value::Object(m).to_string()
+            }
+            // Anything else resolves by its own text (of_row names it unreadable or flattens it).
+            _ => format!("raw:{s}"),
+        });
+        (text, numerics)
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(specs.len().max(1));
+    let chunk = specs.len().div_ceil(threads).max(1);
+    let keys: Vec<(Option<String>, Option<i64>)> = std::thread::scope(|scope| {
+        let parts: Vec<_> = specs
+            .chunks(chunk)
+            .zip(numerics.chunks(chunk))
+            .map(|(s, n)| scope.spawn(move || s.iter().zip(n).map(|(s, n)| key(*s, *n)).collect::<Vec<_>>()))
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().expect("keying a spec does not panic")).collect()
+    });
+    let mut first_of: std::collections::HashMap<&(Option<String>, Option<i64>), usize> = Default::default();
+    let mut distinct = Vec::new();
+    let index = keys
+        .iter()
+        .enumerate()
+        .map(|(row, k)| {
+            *first_of.entry(k).or_insert_with(|| {
+                distinct.push(of_row(specs[row], numerics[row]));
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (index, distinct)
+}
+
 /// Leaf values of a JSON tree by dotted path, as text (strings unquoted, null as `null`).
 pub fn flatten(tree: &Value) -> Fields {
     fn walk(v: &Value, path: String, out: &mut Fields) {
@@ -115,6 +160,21 @@ mod tests {
         let other_seed = RunSpec { seed: 4, ..spec.clone() };
         assert_eq!(fields, of_row(Some(&serde_json::to_string(&other_seed).unwrap()), Some(1)));
         assert_ne!(fields, of_row(Some(&serde_json::to_string(&other_seed).unwrap()), None), "numerics versions differ");
+    }
+
+    #[test]
+    fn rows_of_one_configuration_share_it_whatever_their_seed() {
+        let a = RunSpec { seed: 3, epochs: 6, name: "a".into(), ..RunSpec::default() };
+        let b = RunSpec { seed: 4, name: "b".into(), ..a.clone() };
+        let c = RunSpec { epochs: 7, ..a.clone() };
+        let texts: Vec<String> = [&a, &b, &c, &a].iter().map(|s| serde_json::to_string(s).unwrap()).collect();
+        let specs: Vec<Option<&str>> = texts.iter().map(|t| Some(t.as_str())).chain([Some("not json"), None]).collect();
+        let numerics = [Some(2), Some(2), Some(2), Some(1), Some(2), Some(2)];
+        let (index, distinct) = of_rows(&specs, &numerics);
+        assert_eq!(index, [0, 0, 1, 2, 3, 4]);
+        for (row, &i) in index.iter().enumerate() {
+            assert_eq!(distinct[i], of_row(specs[row], numerics[row]), "row {row}");
+        }
     }
 
     #[test]

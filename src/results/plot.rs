@@ -220,6 +220,23 @@ pub fn svg(table: &Table, x_label: &str) -> Option<String> {
 /// Learning curves: one panel per table row (shared axes), one line per column key in the same
 /// colour in every panel, the mean over runs with a shaded min–max band. None when no run has a
 /// value.
+/// An SVG points list (`x,y x,y ...`, tenths of a pixel), written straight into `s`: a report's
+/// curves hold hundreds of thousands of points, and a `String` per point was most of its time.
+fn push_points(s: &mut String, points: impl Iterator<Item = (f64, f64)>) {
+    fn tenths(s: &mut String, v: f64) {
+        let t = (v * 10.0).round() as i64;
+        let _ = write!(s, "{}{}.{}", if t < 0 { "-" } else { "" }, t.unsigned_abs() / 10, t.unsigned_abs() % 10);
+    }
+    for (i, (x, y)) in points.enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        tenths(s, x);
+        s.push(',');
+        tenths(s, y);
+    }
+}
+
 pub fn curves_svg(curves: &Curves) -> Option<String> {
     let scale = if is_fraction_list(&curves.column) { 100.0 } else { 1.0 };
     let all = curves.panels.iter().flat_map(|p| &p.curves).flat_map(|c| &c.points);
@@ -271,16 +288,16 @@ pub fn curves_svg(curves: &Curves) -> Option<String> {
             let i = curves.col_keys.iter().position(|k| *k == curve.col_key).unwrap_or(0);
             let color = COLORS[i % COLORS.len()];
             let pts = &curve.points;
-            let band: Vec<String> = pts
-                .iter()
-                .map(|p| format!("{:.1},{:.1}", axes.px(p.epoch as f64), axes.py(p.max * scale)))
-                .chain(pts.iter().rev().map(|p| format!("{:.1},{:.1}", axes.px(p.epoch as f64), axes.py(p.min * scale))))
-                .collect();
             if pts.iter().any(|p| p.max > p.min) {
-                let _ = writeln!(s, "<polygon points=\"{}\" fill=\"{color}\" fill-opacity=\"0.18\" stroke=\"none\"/>", band.join(" "));
+                s.push_str("<polygon points=\"");
+                let upper = pts.iter().map(|p| (axes.px(p.epoch as f64), axes.py(p.max * scale)));
+                let lower = pts.iter().rev().map(|p| (axes.px(p.epoch as f64), axes.py(p.min * scale)));
+                push_points(&mut s, upper.chain(lower));
+                let _ = writeln!(s, "\" fill=\"{color}\" fill-opacity=\"0.18\" stroke=\"none\"/>");
             }
-            let line: Vec<String> = pts.iter().map(|p| format!("{:.1},{:.1}", axes.px(p.epoch as f64), axes.py(p.mean * scale))).collect();
-            let _ = writeln!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>", line.join(" "));
+            s.push_str("<polyline points=\"");
+            push_points(&mut s, pts.iter().map(|p| (axes.px(p.epoch as f64), axes.py(p.mean * scale))));
+            let _ = writeln!(s, "\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>");
             if pts.len() <= 40 {
                 for p in pts {
                     let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\"/>", axes.px(p.epoch as f64), axes.py(p.mean * scale));
@@ -295,6 +312,16 @@ pub fn curves_svg(curves: &Curves) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn points_are_written_in_tenths_as_format_would() {
+        let mut s = String::new();
+        push_points(&mut s, [(12.34, -0.26), (0.04, 3.0), (-7.96, 100.05)].into_iter());
+        assert_eq!(s, "12.3,-0.3 0.0,3.0 -8.0,100.1");
+        let mut one = String::new();
+        push_points(&mut one, std::iter::once((1.0, 2.0)));
+        assert_eq!(one, "1.0,2.0");
+    }
 
     #[test]
     fn ticks_are_round_numbers_inside_the_range() {

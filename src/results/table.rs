@@ -444,12 +444,16 @@ impl Rows {
         let (specs, run_ids, finished, files) = (text("spec_json")?, text("run_id")?, text("finished_at")?, text(FILE_COLUMN)?);
         let numerics = frame.column("numerics")?.cast(&DataType::Int64)?.i64()?.clone();
         let seeds = seeds(&frame)?;
-        let parsed: Vec<configuration::Fields> = (0..frame.height()).map(|i| configuration::of_row(specs.get(i), numerics.get(i))).collect();
-        let mut fields: Vec<String> = parsed.iter().flat_map(|f| f.keys().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+        let spec_texts: Vec<Option<&str>> = specs.iter().collect();
+        let numeric_versions: Vec<Option<i64>> = numerics.iter().collect();
+        let (distinct_of, distinct) = configuration::of_rows(&spec_texts, &numeric_versions);
+        let mut fields: Vec<String> = distinct.iter().flat_map(|f| f.keys().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
         fields.sort_by(|a, b| configuration::display_order(a).cmp(&configuration::display_order(b)));
+        // Distinct spec texts can still be one configuration (an older spec read with today's
+        // defaults): configurations are compared by their resolved fields.
         let mut ids: std::collections::HashMap<Vec<String>, usize> = Default::default();
         let mut configs: Vec<Vec<String>> = Vec::new();
-        let config_of: Vec<usize> = parsed
+        let config_of_distinct: Vec<usize> = distinct
             .iter()
             .map(|p| {
                 let values: Vec<String> = fields.iter().map(|f| p.get(f).cloned().unwrap_or_else(|| ABSENT.to_string())).collect();
@@ -459,6 +463,7 @@ impl Rows {
                 })
             })
             .collect();
+        let config_of: Vec<usize> = distinct_of.iter().map(|&d| config_of_distinct[d]).collect();
 
         // A run counts once: the same run id (under one numerics version), or the same
         // configuration and seed under two ids, is one sample; the newer row stands for it.
@@ -501,7 +506,8 @@ impl Rows {
         let labels: Vec<String> = (0..frame.height()).map(|i| crate::numerics::label(numerics.get(i))).collect();
         frame.with_column(Column::new("numerics".into(), labels))?;
         let mask = BooleanChunked::from_slice("keep".into(), &keep);
-        let frame = frame.filter(&mask)?;
+        // The spec text is in `configs` now; a frame copied per table need not carry it.
+        let frame = frame.drop("spec_json")?.filter(&mask)?;
         Ok(Rows { frame, failed, skipped, duplicates, dir: dir.to_path_buf(), fields, configs })
     }
 
@@ -520,6 +526,11 @@ impl Rows {
                 }
             };
             keep = &keep & &matches;
+        }
+        if keep.all() {
+            // Every row passes (the usual case): the frame's columns are shared, not copied; a
+            // report asks for it once per table and curve, and the list columns are large.
+            return Ok(self.frame.clone());
         }
         self.frame.filter(&keep).map_err(anyhow::Error::from).with_context(context)
     }
