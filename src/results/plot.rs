@@ -217,9 +217,6 @@ pub fn svg(table: &Table, x_label: &str) -> Option<String> {
     Some(s)
 }
 
-/// Learning curves: one panel per table row (shared axes), one line per column key in the same
-/// colour in every panel, the mean over runs with a shaded min–max band. None when no run has a
-/// value.
 /// An SVG points list (`x,y x,y ...`, tenths of a pixel), written straight into `s`: a report's
 /// curves hold hundreds of thousands of points, and a `String` per point was most of its time.
 fn push_points(s: &mut String, points: impl Iterator<Item = (f64, f64)>) {
@@ -237,6 +234,9 @@ fn push_points(s: &mut String, points: impl Iterator<Item = (f64, f64)>) {
     }
 }
 
+/// Learning curves: one panel per table row (shared axes), one line per column key in the same
+/// colour in every panel, the mean over runs with a shaded min–max band. None when no run has a
+/// value.
 pub fn curves_svg(curves: &Curves) -> Option<String> {
     let scale = if is_fraction_list(&curves.column) { 100.0 } else { 1.0 };
     let all = curves.panels.iter().flat_map(|p| &p.curves).flat_map(|c| &c.points);
@@ -314,7 +314,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn points_are_written_in_tenths_as_format_would() {
+    fn points_are_written_in_tenths_of_a_pixel() {
         let mut s = String::new();
         push_points(&mut s, [(12.34, -0.26), (0.04, 3.0), (-7.96, 100.05)].into_iter());
         assert_eq!(s, "12.3,-0.3 0.0,3.0 -8.0,100.1");
