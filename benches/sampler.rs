@@ -1,7 +1,7 @@
 //! Guided positive sampling throughput, one thread, batches of 256 anchors from a random
 //! permutation: N = 50k (a 10 MB table at k = 50, CIFAR-10) and N = 1.28M (256 MB at k = 50,
 //! ImageNet-sized, far beyond the last-level cache), k in {1, 5, 50}.
-//! Target (issue 13): at least 100 M positives/s on one core for the table beyond the cache.
+//! Target: at least 100 M positives/s on one core for the table beyond the cache.
 //! `sampler-plain` is the loop before the prefetching one (one dependent read per anchor), timed
 //! in the same run so the gain is a ratio of figures from one machine state.
 

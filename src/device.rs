@@ -37,7 +37,11 @@ fn cuda_device_name(index: usize) -> Option<String> {
 /// The NVIDIA kernel driver: its version line, or None without one.
 pub fn nvidia_driver() -> Option<String> {
     let text = std::fs::read_to_string("/proc/driver/nvidia/version").ok()?;
-    text.lines().next().map(|l| l.split_whitespace().skip_while(|w| *w != "Kernel").take(4).collect::<Vec<_>>().join(" ")).filter(|s| !s.is_empty()).or(Some(text.trim().to_string()))
+    text.lines()
+        .next()
+        .map(|l| l.split_whitespace().skip_while(|w| *w != "Kernel").take(4).collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .or(Some(text.trim().to_string()))
 }
 
 /// Where CUDA stands, in one sentence a user can act on.
@@ -63,4 +67,3 @@ pub fn cuda_verdict() -> String {
         },
     }
 }
-

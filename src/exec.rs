@@ -5,7 +5,7 @@
 //! a GPU and compare it with the fp32 path: a GPU run is never the first execution of a line.
 
 use crate::config::{Precision, RunSpec};
-use crate::train::flat_lars::Kernel;
+use crate::optim::flat_lars::Kernel;
 use anyhow::{Result, bail};
 use tch::Device;
 
@@ -32,7 +32,11 @@ impl ExecPaths {
             Precision::Bf16 if cuda => true,
             Precision::Bf16 => bail!("field `precision`: bf16 autocast runs on CUDA only; use `auto` or `fp32` on the CPU"),
         };
-        Ok(ExecPaths { autocast: autocast.then_some(device), channels_last: cuda && spec.channels_last, lars: if cuda { Kernel::Tensors } else { Kernel::Host } })
+        Ok(ExecPaths {
+            autocast: autocast.then_some(device),
+            channels_last: cuda && spec.channels_last,
+            lars: if cuda { Kernel::Tensors } else { Kernel::Host },
+        })
     }
 
     /// The reference: fp32, contiguous NCHW, the host LARS kernel (on the CPU).

@@ -30,7 +30,10 @@ fn parse_backbone(s: &str) -> Result<Backbone, String> {
 /// The folder holding the libtorch_cpu.so this process mapped.
 fn torch_lib_dir() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with("/libtorch_cpu.so")).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
 }
 
 /// `key=value` of the install marker scripts/setup-libtorch.sh writes (`.torch/INSTALL`).

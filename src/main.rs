@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use gps_ssl::{data, eval, export, knn, prior, results, sweep, train};
+use gps_ssl::{data, export, knn, prior, results, sweep, train, trained};
 
 #[derive(Parser)]
 #[command(name = "gps", version, about = "GPS-SSL experiments: train, sweep on SLURM, report")]
@@ -38,7 +38,7 @@ enum Command {
     Export(export::cli::ExportArgs),
     /// Offline evaluations of finished runs, recorded in their rows.
     #[command(subcommand)]
-    Eval(eval::cli::EvalCommand),
+    Eval(trained::linear_eval::EvalCommand),
 }
 
 #[derive(Subcommand)]

@@ -76,7 +76,7 @@ pub fn fixed_normalization(dataset: &DatasetSpec, channels: usize) -> Result<Opt
         },
         other => other,
     };
-    let serde_name = crate::results::row::serde_name(&which);
+    let serde_name = crate::config::serde_name(&which);
     Ok(Some(match which {
         Normalization::TrainingSet => return Ok(None),
         Normalization::Imagenet => match imagenet(channels) {
@@ -86,7 +86,9 @@ pub fn fixed_normalization(dataset: &DatasetSpec, channels: usize) -> Result<Opt
         named_one => {
             let Some((mean, std)) = named(named_one) else { unreachable!("auto resolved above") };
             if channels != 3 {
-                bail!("field `dataset.normalization`: {serde_name} statistics are for RGB images, the dataset has {channels} channel(s); use auto or training-set");
+                bail!(
+                    "field `dataset.normalization`: {serde_name} statistics are for RGB images, the dataset has {channels} channel(s); use auto or training-set"
+                );
             }
             Stats { mean: mean.to_vec(), std: std.to_vec(), name: serde_name }
         }

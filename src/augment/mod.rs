@@ -11,12 +11,11 @@
 //! crop → colour jitter → grayscale → blur → solarise → flip (folded into the crop).
 mod params;
 mod pixel_ops;
-pub mod resample;
 pub mod sample;
 
+pub use crate::resample::{Filter, resize_bytes_like_pil, resize_like_pil, resize_like_pil_with};
 pub use params::{Pipeline, view_pipelines};
 pub use pixel_ops::box_pass;
-pub use resample::{Filter, resize_bytes_like_pil, resize_like_pil, resize_like_pil_with};
 
 use crate::knn::SplitMix64;
 use crate::recipe::EvalTransform;
@@ -77,12 +76,12 @@ impl Augmenter {
             let (mut wy, mut wx) = (vec![0f32; draws.len() * oh * h], vec![0f32; draws.len() * ow * w]);
             for (i, d) in draws.iter().enumerate() {
                 let c = d.crop.unwrap_or(sample::CropBox { top: 0, left: 0, height: h, width: w });
-                resample::write_axis_matrix(&mut wy[i * oh * h..(i + 1) * oh * h], h, c.top, c.height, oh, false);
-                resample::write_axis_matrix(&mut wx[i * ow * w..(i + 1) * ow * w], w, c.left, c.width, ow, d.flip);
+                crate::resample::write_axis_matrix(&mut wy[i * oh * h..(i + 1) * oh * h], h, c.top, c.height, oh, false);
+                crate::resample::write_axis_matrix(&mut wx[i * ow * w..(i + 1) * ow * w], w, c.left, c.width, ow, d.flip);
             }
             let wy = Tensor::from_slice(&wy).view([b, oh as i64, h as i64]).to_device(device);
             let wx = Tensor::from_slice(&wx).view([b, ow as i64, w as i64]).to_device(device);
-            x = pixel_ops::resample(&x, &wy, &wx);
+            x = crate::resample::apply(&x, &wy, &wx);
         } else if draws.iter().any(|d| d.flip) {
             x = pixel_ops::flip_where(&x, &column(&|d| d.flip as u8 as f32));
         }

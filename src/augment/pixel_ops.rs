@@ -9,16 +9,6 @@ fn per_image(v: &Tensor) -> Tensor {
     v.view([-1, 1, 1, 1])
 }
 
-/// Crop, resize and flip in one: `wy` [B, Ho, H] and `wx` [B, Wo, W] are the per-image axis
-/// matrices of `resample::write_axis_matrix`. PIL resizes horizontally first and stores bytes,
-/// so the intermediate is clipped to [0, 1] as well.
-pub fn resample(x: &Tensor, wy: &Tensor, wx: &Tensor) -> Tensor {
-    let (b, c, h, w) = x.size4().expect("4-D");
-    let wo = wx.size()[1];
-    let horizontal = x.reshape([b, c * h, w]).bmm(&wx.transpose(1, 2)).view([b, c, h, wo]).clamp(0.0, 1.0);
-    wy.unsqueeze(1).matmul(&horizontal).clamp(0.0, 1.0)
-}
-
 pub fn flip_where(x: &Tensor, flip: &Tensor) -> Tensor {
     x.flip([3]).where_self(&per_image(flip).gt(0.5), x)
 }

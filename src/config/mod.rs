@@ -400,6 +400,16 @@ impl Default for EvalSpec {
     }
 }
 
+/// The YAML name of a spec value (`resnet18`, `small-cnn`, `imagenet`): the words a spec file uses,
+/// for messages, tables and scripts.
+pub fn serde_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
 /// Fields that say where and how a run executes, not what it computes: left out of the run id
 /// (and of the configuration a report groups by).
 pub const OPERATIONAL_FIELDS: [&str; 5] = ["name", "device", "output_dir", "cache_dir", "checkpoint_every"];
@@ -565,7 +575,10 @@ impl RunSpec {
             Some(n) if n > MAX_PRIOR_INPUT => bail!("field `prior_options.input_size`: {n} pixels is more than the {MAX_PRIOR_INPUT} a prior is fed at most"),
             _ => {}
         }
-        for (field, list) in [("prior_options.autoencoder_sizes", &self.prior_options.autoencoder_sizes), ("prior_options.autoencoder_kernels", &self.prior_options.autoencoder_kernels)] {
+        for (field, list) in [
+            ("prior_options.autoencoder_sizes", &self.prior_options.autoencoder_sizes),
+            ("prior_options.autoencoder_kernels", &self.prior_options.autoencoder_kernels),
+        ] {
             if let Some(list) = list {
                 if list.is_empty() || list.contains(&0) {
                     bail!("field `{field}`: a list of positive numbers, one per layer (or null for the authors' default), got {list:?}");
@@ -576,7 +589,11 @@ impl RunSpec {
             && self.prior_options.autoencoder == AutoencoderKind::Conv
             && sizes.len() != kernels.len()
         {
-            bail!("fields `prior_options.autoencoder_sizes` and `autoencoder_kernels`: one kernel per conv block, got {} sizes and {} kernels", sizes.len(), kernels.len());
+            bail!(
+                "fields `prior_options.autoencoder_sizes` and `autoencoder_kernels`: one kernel per conv block, got {} sizes and {} kernels",
+                sizes.len(),
+                kernels.len()
+            );
         }
         for (field, value) in [
             ("augmentation.crop_size", self.augmentation.crop_size),

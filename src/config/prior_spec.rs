@@ -26,7 +26,8 @@ pub enum PriorSpec {
     Labels,
 }
 
-pub const PRIOR_CHOICES: &str = "none, pixels, autoencoder, imagenet-resnet50, imagenet-mobilenetv2, torchscript:<file.pt>, embeddings:<file.npy|.safetensors>, labels";
+pub const PRIOR_CHOICES: &str =
+    "none, pixels, autoencoder, imagenet-resnet50, imagenet-mobilenetv2, torchscript:<file.pt>, embeddings:<file.npy|.safetensors>, labels";
 
 impl FromStr for PriorSpec {
     type Err = String;

@@ -18,7 +18,8 @@ pub const FOLDER: &str = "fgvc-aircraft-2013b";
 
 /// The official release: 100 variants; images per split.
 pub const NUM_VARIANTS: usize = 100;
-pub const OFFICIAL_SPLIT_SIZES: [(SplitName, usize); 4] = [(SplitName::Train, 3334), (SplitName::Val, 3333), (SplitName::Trainval, 6667), (SplitName::Test, 3333)];
+pub const OFFICIAL_SPLIT_SIZES: [(SplitName, usize); 4] =
+    [(SplitName::Train, 3334), (SplitName::Val, 3333), (SplitName::Trainval, 6667), (SplitName::Test, 3333)];
 
 /// The `data/` folder of the release: `path` may be the folder holding `fgvc-aircraft-2013b/`,
 /// `fgvc-aircraft-2013b/` itself or its `data/`.

@@ -332,7 +332,13 @@ fn verified_copy(dest: &Path, url: &str, checksum: &Checksum) -> Result<Option<D
         write_record(dest, url, &d)?;
         return Ok(Some(d));
     }
-    eprintln!("{} is there but its {} is {}, expected {}: downloading it again", dest.display(), checksum.algorithm.name(), d.get(checksum.algorithm), checksum.hex);
+    eprintln!(
+        "{} is there but its {} is {}, expected {}: downloading it again",
+        dest.display(),
+        checksum.algorithm.name(),
+        d.get(checksum.algorithm),
+        checksum.hex
+    );
     std::fs::remove_file(dest).with_context(|| format!("removing {}", dest.display()))?;
     let _ = std::fs::remove_file(record_path(dest));
     Ok(None)
@@ -406,12 +412,8 @@ fn download_to_part(url: &str, dest: &Path, expected: Option<u64>) -> Result<u64
         bail!("{url} offers {t} bytes but the official release has {e}: not the official file (nothing was downloaded)");
     }
     let start = if resume { have } else { 0 };
-    let mut out = if resume {
-        std::fs::OpenOptions::new().append(true).open(&part)
-    } else {
-        std::fs::File::create(&part)
-    }
-    .with_context(|| format!("opening {}", part.display()))?;
+    let mut out = if resume { std::fs::OpenOptions::new().append(true).open(&part) } else { std::fs::File::create(&part) }
+        .with_context(|| format!("opening {}", part.display()))?;
     let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
     bar.set_style(indicatif::ProgressStyle::with_template("{bytes}/{total_bytes} {bar:40} {bytes_per_sec} eta {eta}").expect("valid template"));
     bar.set_position(start);
@@ -443,10 +445,7 @@ fn download_to_part(url: &str, dest: &Path, expected: Option<u64>) -> Result<u64
     drop(out);
     if let Err(e) = result {
         let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
-        bail!(
-            "download of {url} interrupted after {got}{of} bytes ({e:#}); {} keeps them: run the same command again to resume",
-            part.display()
-        );
+        bail!("download of {url} interrupted after {got}{of} bytes ({e:#}); {} keeps them: run the same command again to resume", part.display());
     }
     Ok(if resume { have } else { 0 })
 }
@@ -512,7 +511,10 @@ fn check_files(dir: &Path, files: &[(&str, u64)]) -> Result<()> {
 
 fn check_cifar10(dir: &Path) -> Result<()> {
     let n = 10_000 * 3073;
-    check_files(dir, &[("data_batch_1.bin", n), ("data_batch_2.bin", n), ("data_batch_3.bin", n), ("data_batch_4.bin", n), ("data_batch_5.bin", n), ("test_batch.bin", n)])
+    check_files(
+        dir,
+        &[("data_batch_1.bin", n), ("data_batch_2.bin", n), ("data_batch_3.bin", n), ("data_batch_4.bin", n), ("data_batch_5.bin", n), ("test_batch.bin", n)],
+    )
 }
 
 fn check_cifar100(dir: &Path) -> Result<()> {

@@ -77,7 +77,8 @@ const LABEL_NAMES: &[(&str, &[&str])] = &[
     ("organsmnist", &ORGAN),
 ];
 
-const ORGAN: [&str; 11] = ["bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right", "liver", "lung-left", "lung-right", "pancreas", "spleen"];
+const ORGAN: [&str; 11] =
+    ["bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right", "liver", "lung-left", "lung-right", "pancreas", "spleen"];
 
 /// MedMNIST's names for the file's flag: `pathmnist.npz`, also `pathmnist_28.npz` (v3's naming).
 fn label_names(path: &Path) -> Option<&'static [&'static str]> {

@@ -3,7 +3,7 @@
 //!
 //! The resize is torchvision's `Resize(S)` on a PIL image: the shorter side becomes S, the longer
 //! `int(S * long / short)`, resampled with PIL's bilinear filter (triangle, support widened by the
-//! scale when shrinking, i.e. antialiased). The weights are those of `crate::augment::resample`
+//! scale when shrinking, i.e. antialiased). The weights are those of `crate::resample`
 //! (`Filter::Bilinear`), applied as PIL applies them to 8-bit images: coefficients in 22-bit
 //! fixed point, horizontal pass first, each pass rounded to bytes. The crop is torchvision's
 //! `CenterCrop([H, W])`: top = `int(round((h - H) / 2.0))` (Python's round: half to even), left
@@ -13,8 +13,8 @@
 //! instead resampled (same filter, in one step from the decoded image) to the smallest size of its
 //! aspect ratio that covers the crop, then cropped: no black borders.
 
-use crate::augment::resample::{Filter, write_axis_matrix_with};
 use crate::config::DatasetSpec;
+use crate::resample::{Filter, write_axis_matrix_with};
 
 /// The decode-time geometry of a dataset spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -261,7 +261,13 @@ impl Resampler {
                             i += 1;
                         }
                         let v = ss >> PRECISION_BITS; // clip8
-                        dst[row * ow + x] = if v < 0 { 0 } else if v > 255 { 255 } else { v as u8 };
+                        dst[row * ow + x] = if v < 0 {
+                            0
+                        } else if v > 255 {
+                            255
+                        } else {
+                            v as u8
+                        };
                         x += 1;
                     }
                     row += 1;
@@ -297,7 +303,13 @@ impl Resampler {
                         let mut x = 0;
                         while x < ow {
                             let v = acc[x] >> PRECISION_BITS; // clip8
-                            drow[x] = if v < 0 { 0 } else if v > 255 { 255 } else { v as u8 };
+                            drow[x] = if v < 0 {
+                                0
+                            } else if v > 255 {
+                                255
+                            } else {
+                                v as u8
+                            };
                             x += 1;
                         }
                         y += 1;

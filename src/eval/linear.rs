@@ -6,8 +6,7 @@
 use crate::config::OptimizerKind;
 use crate::knn::SplitMix64;
 use crate::model::init;
-use crate::train::optimizer::{Optimizer, ParamGroup};
-use crate::train::schedule::WarmupCosine;
+use crate::optim::{Optimizer, ParamGroup, WarmupCosine};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 

@@ -1,7 +1,6 @@
 //! Evaluation: features of a split through the frozen backbone, the online linear probe's top-1
 //! (the paper's metric), solo-learn's weighted k-NN classifier, representation health; `linear`,
 //! the offline linear evaluation of a finished run (`gps eval linear`).
-pub mod cli;
 pub mod health;
 pub mod linear;
 

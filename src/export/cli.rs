@@ -1,6 +1,6 @@
 //! `gps export <results dir> --run <id> [--out file]`.
 
-use crate::train::trained::TrainedRun;
+use crate::trained::TrainedRun;
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -23,7 +23,7 @@ impl ExportArgs {
         let json = super::export(&run, &out)?;
         println!(
             "exported the {} encoder of run {} (epoch {}, {} steps) to {} and {}",
-            crate::results::row::serde_name(&run.spec.backbone),
+            crate::config::serde_name(&run.spec.backbone),
             run.run_id,
             run.state.epoch,
             run.state.global_step,

@@ -8,7 +8,7 @@ pub mod cli;
 
 use crate::config::Backbone as BackboneKind;
 use crate::recipe::Stem;
-use crate::train::trained::TrainedRun;
+use crate::trained::TrainedRun;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};

@@ -1,6 +1,6 @@
 //! Many small tensors rebound as views into one flat buffer, each keeping its memory layout
 //! (channels-last included), so an update of all of them is one kernel instead of one per tensor.
-//! LARS (`train::flat_lars`) and BYOL's EMA target use it.
+//! LARS (`optim::flat_lars`) and BYOL's EMA target use it.
 
 use tch::{Kind, Tensor};
 

@@ -100,7 +100,9 @@ fn conv(p: &nn::Path, c: i64, h: i64, w: i64, sizes: &[usize], kernels: &[usize]
         sh = (sh - k as i64 + 1) / 2;
         sw = (sw - k as i64 + 1) / 2;
         if sh < 1 || sw < 1 {
-            bail!("the conv autoencoder's blocks (kernels {kernels:?}, each followed by a 2x max-pool) need larger images than {h}x{w}; use smaller kernels or the mlp autoencoder");
+            bail!(
+                "the conv autoencoder's blocks (kernels {kernels:?}, each followed by a 2x max-pool) need larger images than {h}x{w}; use smaller kernels or the mlp autoencoder"
+            );
         }
     }
     let mut encoder = nn::seq();
@@ -111,9 +113,8 @@ fn conv(p: &nn::Path, c: i64, h: i64, w: i64, sizes: &[usize], kernels: &[usize]
     }
     let mut decoder = nn::seq();
     for (n, i) in (1..channels.len()).rev().enumerate() {
-        decoder = decoder
-            .add(nn::conv_transpose2d(p / "decoder" / (3 * n), channels[i], channels[i - 1], kernels[i - 1] as i64, Default::default()))
-            .add_fn(|x| {
+        decoder =
+            decoder.add(nn::conv_transpose2d(p / "decoder" / (3 * n), channels[i], channels[i - 1], kernels[i - 1] as i64, Default::default())).add_fn(|x| {
                 let y = x.relu();
                 let (oh, ow) = (y.size()[2] * 2, y.size()[3] * 2);
                 y.upsample_bilinear2d([oh, ow], false, None::<f64>, None::<f64>)

@@ -134,12 +134,8 @@ pub fn inspect(args: &InspectArgs) -> Result<Purity> {
         bail!("--k {} must be in 1..{} (the split has {} images)", args.k, d.len(), d.len());
     }
     let device = crate::device::resolve(args.device)?;
-    let opts = PriorOptions {
-        input_size: args.input_size,
-        autoencoder: args.autoencoder,
-        autoencoder_epochs: args.autoencoder_epochs,
-        ..PriorOptions::default()
-    };
+    let opts =
+        PriorOptions { input_size: args.input_size, autoencoder: args.autoencoder, autoencoder_epochs: args.autoencoder_epochs, ..PriorOptions::default() };
     let run = crate::config::RunSpec { dataset: spec, prior: args.prior.clone(), prior_options: opts, seed: args.seed, ..Default::default() };
     let stats = crate::recipe::normalization(&run.dataset, &d)?;
     let input = crate::recipe::PriorInput::resolve(&run, &d, &stats)?;

@@ -9,8 +9,8 @@
 //! about 0.34, 96 px about 0.58 (data-and-priors.md).
 
 use super::{Prior, embed_in_batches, network_input};
-use crate::recipe::PriorInput;
 use crate::data::Dataset;
+use crate::recipe::PriorInput;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use tch::nn::{self, ModuleT};
@@ -65,7 +65,9 @@ impl Prior for MobileNetV2Prior {
             bail!("MobileNetV2 needs 1- or 3-channel images, the dataset has {} channels", train.channels());
         }
         if train.channels() == 1 {
-            eprintln!("note: prior `imagenet-mobilenetv2`: one-channel images are normalised, then repeated to three channels, as the authors' code feeds grey images to ImageNet networks");
+            eprintln!(
+                "note: prior `imagenet-mobilenetv2`: one-channel images are normalised, then repeated to three channels, as the authors' code feeds grey images to ImageNet networks"
+            );
         }
         let mut vs = nn::VarStore::new(device);
         let net = features(&vs.root());

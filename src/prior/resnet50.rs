@@ -54,7 +54,10 @@ impl ResNet50Prior {
         };
         if !path.is_file() {
             let which = if default { "torch hub's cache (the default of `prior_options.weights`)" } else { "`prior_options.weights`" };
-            bail!("prior `imagenet-resnet50`: the weights file {} (from {which}) does not exist. It is torchvision's ResNet-50 IMAGENET1K_V2 checkpoint; {HOW_TO_GET}", path.display());
+            bail!(
+                "prior `imagenet-resnet50`: the weights file {} (from {which}) does not exist. It is torchvision's ResNet-50 IMAGENET1K_V2 checkpoint; {HOW_TO_GET}",
+                path.display()
+            );
         }
         let sha256 = weights::sha256(&path)?;
         // torchvision names its files `<arch>-<first 8 hex digits of the sha256>.pth`.
@@ -102,7 +105,9 @@ impl Prior for ResNet50Prior {
             bail!("the ImageNet ResNet-50 takes 1- or 3-channel images, the dataset has {} channels", train.channels());
         }
         if train.channels() == 1 {
-            eprintln!("note: prior `imagenet-resnet50`: one-channel images are normalised, then repeated to three channels, as the authors' code feeds TissueMNIST to it");
+            eprintln!(
+                "note: prior `imagenet-resnet50`: one-channel images are normalised, then repeated to three channels, as the authors' code feeds TissueMNIST to it"
+            );
         }
         let (_vs, net) = load(&self.weights, device).with_context(|| format!("loading the ResNet-50 weights {}", self.weights.display()))?;
         embed_in_batches(&train.images, |batch| Ok(net.forward_t(&network_input(batch, device, &self.input, true), false)))

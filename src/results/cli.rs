@@ -50,6 +50,10 @@ pub struct ReportArgs {
     /// that produced the rows.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// List every field the rows hold fixed, not only those that shaped the cells shown (the
+    /// autoencoder's sizes without an autoencoder prior, precision and channels-last, ...).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 impl ReportArgs {
@@ -67,6 +71,7 @@ impl ReportArgs {
             plots: None,
             published: Vec::new(),
             html: None,
+            verbose: false,
         }
     }
 
@@ -79,7 +84,7 @@ impl ReportArgs {
                 None => bail!("--where {f:?}: expected COLUMN=VALUE, e.g. --where k=5"),
             })
             .collect::<Result<_>>()?;
-        Ok(TableQuery { rows: self.rows.clone(), cols: self.cols.clone(), metric: self.metric.clone(), filters, split: Vec::new() })
+        Ok(TableQuery { rows: self.rows.clone(), cols: self.cols.clone(), metric: self.metric.clone(), filters, split: Vec::new(), verbose: self.verbose })
     }
 
     pub fn run(self) -> Result<()> {
@@ -102,7 +107,7 @@ impl ReportArgs {
         let tables = metrics.iter().map(|m| tabulate(&rows, &TableQuery { metric: m.clone(), ..query.clone() })).collect::<Result<Vec<_>>>()?;
         if let Some(t) = tables.iter().find(|t| t.runs == 0 && t.unmeasured > 0) {
             bail!(
-                "none of the {} finished runs under {} has a value of `{}` (rows written before gps recorded it); choose another --metric",
+                "none of the {} finished runs under {} has a value of `{}` (each named above); choose another --metric",
                 t.unmeasured,
                 self.dir.display(),
                 t.query.metric
@@ -177,7 +182,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 
 fn write_plots(rows: &Rows, query: &TableQuery, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for ((x, svg), (_, file)) in plot::against(rows, query)?.into_iter().zip(plot::AGAINST) {
+    for ((x, svg), (_, file)) in plot::against(rows, query, false)?.into_iter().zip(plot::AGAINST) {
         match svg {
             Some(svg) => write(&dir.join(file), &svg)?,
             None => eprintln!("no plot against {x}: the rows have fewer than two values of it"),

@@ -130,6 +130,55 @@ pub fn display_order(path: &str) -> (usize, bool, &str) {
     (GROUPS.iter().position(|g| *g == group).unwrap_or(GROUPS.len()), !path.ends_with(".name"), path)
 }
 
+/// What the runs of a table are, as far as deciding which of their fixed fields shaped the numbers
+/// shown: the priors and methods among them, and the metric shown.
+#[derive(Debug, Clone, Default)]
+pub struct TableFacts {
+    pub priors: Vec<String>,
+    pub methods: Vec<String>,
+    pub metric: String,
+}
+
+/// Whether a field held fixed over a table changed what its cells computed. Fields of a part the
+/// runs do not use (the autoencoder's sizes when no run has the autoencoder prior, the neighbour
+/// fields of baseline-only tables, SimCLR's temperature for BYOL, the k-NN classifier's settings
+/// for a probe accuracy) and the execution switches (precision, channels-last) did not: a report
+/// lists them only with `--verbose`.
+pub fn shapes_the_cells(field: &str, facts: &TableFacts) -> bool {
+    let any_prior = |f: &dyn Fn(&str) -> bool| facts.priors.iter().any(|p| f(p));
+    let guided = any_prior(&|p| p != "none");
+    let image_prior = any_prior(&|p| !matches!(p, "none" | "labels") && !p.starts_with("embeddings:") && !p.starts_with("run:"));
+    match field {
+        "precision" | "channels_last" => false,
+        "k" | "exclude_self" | "metric" => guided,
+        "temperature" => facts.methods.iter().any(|m| m == "simclr" || m == "nnclr"),
+        "prior_options.weights" => any_prior(&|p| p.starts_with("imagenet-resnet")),
+        "prior_options.input_size" | "prior_options.normalization" => image_prior,
+        "eval.knn_k" | "eval.knn_temperature" => facts.metric == "knn_top1",
+        f if f.starts_with("prior_options.autoencoder") => any_prior(&|p| p == "autoencoder"),
+        f if f.starts_with("neighbours.") || f.starts_with("prior_refresh.") => guided,
+        _ => true,
+    }
+}
+
+/// The part of a run a field belongs to, for listing fixed fields grouped as a paper's setup
+/// section reads: data, model, method, positives, augmentation, training, evaluation.
+pub fn group_of(field: &str) -> &'static str {
+    let head = field.split('.').next().unwrap_or(field);
+    match head {
+        "dataset" => "data",
+        "backbone" | "backbone_stem" | "backbone_init" => "model",
+        "method" | "temperature" | "positives" => "method",
+        "prior" | "prior_options" | "k" | "exclude_self" | "metric" | "neighbours" | "prior_refresh" => "positives",
+        "augmentation" => "augmentation",
+        "epochs" | "batch_size" | "optimizer" => "training",
+        "eval" => "evaluation",
+        "precision" | "channels_last" => "execution",
+        NUMERICS => "numerics",
+        _ => "other",
+    }
+}
+
 /// The spec fields a row column stands for in a table key (`dataset` is `dataset.name`, `lr` is
 /// `optimizer.lr`); a column that is itself a spec field stands for itself.
 pub fn fields_of_column(column: &str) -> Vec<&str> {

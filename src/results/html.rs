@@ -132,7 +132,7 @@ fn comparison_table(cmp: &Comparison) -> String {
             line
         })
         .collect();
-    table_html(&render::full_caption(&render::compare_caption(cmp), &cmp.table.layout), &header, left, &lines, "comparison-table")
+    table_html(&render::page_caption(&render::compare_caption(cmp), &cmp.table.layout), &header, left, &lines, "comparison-table")
 }
 
 fn figure(id: &str, svg: &str, caption: &str) -> String {
@@ -265,7 +265,13 @@ pub fn document(report: &Report) -> Result<String> {
     s.push_str(&provenance(report, &frame)?);
 
     s.push_str("<section id=\"results\">\n<h2>Results</h2>\n");
-    let caption = std::iter::once(render::full_caption(&render::caption(table), &table.layout)).chain(render::published_sources(table)).collect::<Vec<_>>().join(". ");
+    // What every table and figure of the page holds fixed, said once (their captions say what
+    // splits or differs between their cells).
+    if let Some(fixed) = render::fixed_note(&table.layout) {
+        let _ = writeln!(s, "<p class=\"note\" id=\"fixed\">Every table and figure below: {}</p>", esc(&fixed));
+    }
+    let caption =
+        std::iter::once(render::page_caption(&render::caption(table), &table.layout)).chain(render::published_sources(table)).collect::<Vec<_>>().join(". ");
     s.push_str(&main_table(table, "results-table", true, &caption));
     s.push_str("</section>\n<section id=\"comparison\">\n<h2>Comparison</h2>\n");
     match report.comparison {
@@ -284,17 +290,18 @@ pub fn document(report: &Report) -> Result<String> {
             let _ = writeln!(s, "<p class=\"note\">No run records {column} (rows written before gps measured it).</p>");
             continue;
         }
-        s.push_str(&main_table(&ht, &format!("health-{column}"), false, &render::full_caption(&render::caption_unranked(&ht), &ht.layout)));
+        s.push_str(&main_table(&ht, &format!("health-{column}"), false, &render::page_caption(&render::caption_unranked(&ht), &ht.layout)));
     }
 
     s.push_str("</section>\n<section id=\"curves\">\n<h2>Learning curves</h2>\n");
     for (column, _, what) in curves::CURVE_COLUMNS {
-        let c: Curves = curves::curves(report.rows, q, column)?;
+        let mut c: Curves = curves::curves(report.rows, q, column)?;
+        c.layout.fixed.clear(); // said once above the first table
         match plot::curves_svg(&c) {
             Some(svg) => s.push_str(&figure(
                 &format!("curve-{column}"),
                 &svg,
-                &render::full_caption(
+                &render::page_caption(
                     &format!(
                         "{what}, per epoch: one panel per {}, one line per {} (mean over the runs of the cell, shaded band from the lowest to the highest run; epochs without an evaluation are skipped)",
                         c.query.row_names().join(" × "),
@@ -310,7 +317,7 @@ pub fn document(report: &Report) -> Result<String> {
     }
 
     s.push_str("</section>\n<section id=\"ablations\">\n<h2>Against k and augmentation strength</h2>\n");
-    for (x, svg) in plot::against(report.rows, q)? {
+    for (x, svg) in plot::against(report.rows, q, true)? {
         match svg {
             Some(svg) => s.push_str(&figure(
                 &format!("against-{x}"),

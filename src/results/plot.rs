@@ -18,14 +18,20 @@ pub fn series_keys(x: &str) -> Vec<String> {
 }
 
 /// The plots of `query.metric` against each of `AGAINST` (None where the rows have fewer than
-/// two values of it); `rows` must hold the series keys, the x columns and the metric.
-pub fn against(rows: &Rows, query: &TableQuery) -> Result<Vec<(&'static str, Option<String>)>> {
+/// two values of it); `rows` must hold the series keys, the x columns and the metric. `on_page`:
+/// for the HTML page, which says once what its figures hold fixed (a standalone SVG says it in
+/// its own `<desc>`).
+pub fn against(rows: &Rows, query: &TableQuery, on_page: bool) -> Result<Vec<(&'static str, Option<String>)>> {
     let mut out = Vec::new();
     for (x, _) in AGAINST {
         // A filter on the x axis itself (`--where k=5` for the table) would leave one point.
         let filters = query.filters.iter().filter(|(column, _)| column != x).cloned().collect();
         let q = TableQuery { rows: series_keys(x), cols: vec![x.to_string()], filters, split: Vec::new(), ..query.clone() };
-        out.push((x, svg(&tabulate(rows, &q)?, x)));
+        let mut table = tabulate(rows, &q)?;
+        if on_page {
+            table.layout.fixed.clear();
+        }
+        out.push((x, svg(&table, x)));
     }
     Ok(out)
 }

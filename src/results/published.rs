@@ -77,7 +77,11 @@ pub fn parse(value: Value, at: &dyn Fn(&str) -> String) -> Result<Vec<Published>
                 other => {
                     let known = CELL_COLUMNS.iter().copied().chain(fields.iter().map(String::as_str));
                     let hint = crate::config::yaml::nearest(other, known).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
-                    bail!("{}: `published` key `{other}` is not a cell field{hint}: use {}, or a run-spec field by its dotted path", at(other), CELL_COLUMNS.join(", "));
+                    bail!(
+                        "{}: `published` key `{other}` is not a cell field{hint}: use {}, or a run-spec field by its dotted path",
+                        at(other),
+                        CELL_COLUMNS.join(", ")
+                    );
                 }
             }
         }

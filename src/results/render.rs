@@ -122,12 +122,31 @@ pub fn layout_notes(layout: &Layout) -> Vec<String> {
     if !layout.between.is_empty() {
         notes.push(format!("differs between cells, set with their keys: {}", field_values(&layout.between)));
     }
-    // Fields left at null (a default: "the method's", "none", "the crop size") are not listed.
-    let set: Vec<String> = layout.fixed.iter().filter(|(_, v)| v != "null").map(|(f, v)| format!("{f}={v}")).collect();
-    if !set.is_empty() {
-        notes.push(format!("fixed: {} (fields left at null not listed)", set.join(", ")));
-    }
+    notes.extend(fixed_note(layout));
     notes
+}
+
+/// `fixed: data: dataset.format=mnist-csv, ...; model: backbone=small-cnn; training: epochs=6, ...`:
+/// the fields with one value over the table that shaped its cells, grouped by the part of the run
+/// they belong to. Fields left at null (a default: "the method's", "none", "the crop size") are
+/// not listed, nor fields that did not shape these cells (`--verbose` lists them).
+pub fn fixed_note(layout: &Layout) -> Option<String> {
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for (f, v) in layout.fixed.iter().filter(|(_, v)| v != "null") {
+        let group = super::configuration::group_of(f);
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, fields)) => fields.push(format!("{f}={v}")),
+            None => groups.push((group, vec![format!("{f}={v}")])),
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> =
+        groups.iter().map(|(g, fields)| if *g == "numerics" { fields.join(", ") } else { format!("{g}: {}", fields.join(", ")) }).collect();
+    let unlisted = layout.fixed_unused.len();
+    let more = if unlisted > 0 { format!("; {unlisted} more that did not shape these cells with --verbose") } else { String::new() };
+    Some(format!("fixed: {} (fields left at null not listed{more})", listed.join("; ")))
 }
 
 fn field_values(fields: &[(String, Vec<String>)]) -> String {
@@ -146,6 +165,15 @@ pub fn full_caption(caption: &str, layout: &Layout) -> String {
     std::iter::once(caption.to_string()).chain(layout_notes(layout)).collect::<Vec<_>>().join(". ")
 }
 
+/// The caption and the layout notes without what the table holds fixed: the HTML page says that
+/// once, above its first table, rather than above each of its tables.
+pub fn page_caption(caption: &str, layout: &Layout) -> String {
+    let notes = split_note(layout)
+        .into_iter()
+        .chain((!layout.between.is_empty()).then(|| format!("differs between cells, set with their keys: {}", field_values(&layout.between))));
+    std::iter::once(caption.to_string()).chain(notes).collect::<Vec<_>>().join(". ")
+}
+
 /// The caption, then the layout notes, one per line (Markdown, and `# ` lines in CSV).
 fn caption_lines(caption: &str, layout: &Layout) -> Vec<String> {
     std::iter::once(caption.to_string()).chain(layout_notes(layout)).collect()
@@ -159,15 +187,19 @@ fn caption_with(table: &Table, best: &str) -> String {
         metrics(table),
         table.runs,
         if filters.is_empty() { String::new() } else { format!(" where {}", filters.join(", ")) },
-        if table.unmeasured > 0 {
-            format!("; {} finished runs have no {} (rows written before gps recorded it)", table.unmeasured, table.query.metric)
-        } else {
-            String::new()
-        },
+        unmeasured_note(table),
         if table.failed > 0 { format!("; {} failed runs not shown (see `gps sweep status`)", table.failed) } else { String::new() },
         if table.skipped.is_empty() { String::new() } else { format!("; {} unreadable row files skipped (named on stderr)", table.skipped.len()) },
         duplicates_note(table.duplicates)
     )
+}
+
+/// `; 2 finished runs have no value of linear_top1 and are left out (named on stderr)`.
+pub fn unmeasured_note(table: &Table) -> String {
+    match table.unmeasured {
+        0 => String::new(),
+        n => format!("; {n} finished runs have no value of {} and are left out (named on stderr)", metrics(table)),
+    }
 }
 
 fn duplicates_note(duplicates: usize) -> String {
@@ -390,13 +422,14 @@ pub fn compare_caption(cmp: &Comparison) -> String {
     let filters: Vec<String> = cmp.table.query.filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
         "{metric}: difference Δ of each cell against {} = {} ({}), Δ{unit} = mean − reference mean, with its {:.0}% confidence interval \
-         (Student's t; paired by seed where both cells have the same seeds, Welch otherwise); bold: the interval excludes 0{}{}{}",
+         (Student's t; paired by seed where both cells have the same seeds, Welch otherwise); bold: the interval excludes 0{}{}{}{}",
         cmp.column,
         cmp.reference,
         value_title(&cmp.column, &cmp.reference),
         100.0 * stats::CONFIDENCE,
         if filters.is_empty() { String::new() } else { format!("; where {}", filters.join(", ")) },
         if cmp.unpaired > 0 { format!("; {} cells have no reference cell and are not shown", cmp.unpaired) } else { String::new() },
+        unmeasured_note(&cmp.table),
         duplicates_note(cmp.table.duplicates)
     )
 }
@@ -492,8 +525,24 @@ pub fn compare_latex(cmp: &Comparison) -> String {
 pub fn compare_csv(cmp: &Comparison) -> String {
     let mut header: Vec<String> = cmp.table.query.keys();
     header.extend(
-        ["reference", "mean", "std", "n", "ref_mean", "ref_std", "ref_n", "delta", "ci_low", "ci_high", "test", "df", "excludes_zero", "published", "ref_published"]
-            .map(String::from),
+        [
+            "reference",
+            "mean",
+            "std",
+            "n",
+            "ref_mean",
+            "ref_std",
+            "ref_n",
+            "delta",
+            "ci_low",
+            "ci_high",
+            "test",
+            "df",
+            "excludes_zero",
+            "published",
+            "ref_published",
+        ]
+        .map(String::from),
     );
     let mut out = csv_comments(&compare_caption(cmp), &cmp.table.layout);
     out.push_str(&csv_line(&header));
@@ -550,6 +599,7 @@ mod tests {
             runs: 3,
             failed: 0,
             unmeasured: 0,
+            unmeasured_files: Vec::new(),
             skipped: vec![],
         }
     }
@@ -567,6 +617,7 @@ mod tests {
             runs: 2,
             failed: 1,
             unmeasured: 0,
+            unmeasured_files: Vec::new(),
             skipped: vec![],
         };
         let probe = table("probe_top1_last", vec!["byol", "simclr"], vec![vec![cell(&[0.5])], vec![cell(&[0.4])]]);

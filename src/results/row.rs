@@ -94,15 +94,6 @@ pub fn added_column(name: &str) -> Option<DataType> {
     }
 }
 
-/// `serde` name of an enum value (`resnet18`, `small-cnn`): the same words the YAML uses.
-pub fn serde_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => "?".into(),
-    }
-}
-
 impl ResultRow {
     pub fn new(sweep: &str, spec: &RunSpec, outcome: &RunOutcome) -> ResultRow {
         let (rankme, alignment, uniformity) = outcome.health.last();
@@ -117,7 +108,7 @@ impl ResultRow {
             augmentation: spec.augmentation_label(),
             strength: spec.augmentation.strength,
             seed: spec.seed as i64,
-            backbone: serde_name(&spec.backbone),
+            backbone: crate::config::serde_name(&spec.backbone),
             epochs: spec.epochs as i64,
             batch_size: spec.batch_size as i64,
             lr: spec.optimizer.lr,

@@ -26,6 +26,8 @@ pub struct TableQuery {
     /// Fields added after `rows` because they vary inside a cell of `rows` × `cols` (set by
     /// `tabulate`: a cell must hold one configuration).
     pub split: Vec<String>,
+    /// List every field held fixed, not only those that shaped the cells (`--verbose`).
+    pub verbose: bool,
 }
 
 /// The key of a side-by-side table's metric column (not a column name a row can have).
@@ -73,8 +75,12 @@ impl Cell {
 /// What a table holds fixed and what varies, beyond its keys.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Layout {
-    /// Configuration fields with one value over every run in the table, in display order.
+    /// Configuration fields with one value over every run in the table that shaped what its cells
+    /// computed (`configuration::shapes_the_cells`), in display order.
     pub fixed: Vec<(String, String)>,
+    /// The other fields with one value over every run (a part no run uses, execution switches):
+    /// listed with `--verbose` only.
+    pub fixed_unused: Vec<(String, String)>,
     /// Fields that varied inside a cell of the asked rows × columns, with their values: the
     /// cells are split by them (they are `query.split`).
     pub split: Vec<(String, Vec<String>)>,
@@ -123,8 +129,12 @@ pub struct Table {
     pub runs: usize,
     /// Failure records found next to the rows.
     pub failed: usize,
-    /// Finished runs that have no value of the metric (rows written before it was recorded).
+    /// Finished runs that have no value of the metric (a column newer than the row, a metric not
+    /// computed for it such as `linear_top1` before `gps eval linear`, or a value that is not a
+    /// finite number): left out of the cells.
     pub unmeasured: usize,
+    /// Their row files (each named on stderr by the report, whatever output it writes).
+    pub unmeasured_files: Vec<String>,
     /// Row files that could not be read (named on stderr, counted under the table).
     pub skipped: Vec<Skipped>,
 }
@@ -590,6 +600,11 @@ impl Rows {
         }
         let in_table: BTreeSet<usize> = config.iter().copied().collect();
         let key_fields: Vec<&str> = keys.iter().flat_map(|k| configuration::fields_of_column(k)).collect();
+        let values_of = |field: &str| -> Vec<String> {
+            let Some(f) = self.fields.iter().position(|n| n == field) else { return Vec::new() };
+            in_table.iter().map(|&c| self.configs[c][f].clone()).collect::<BTreeSet<_>>().into_iter().collect()
+        };
+        let facts = configuration::TableFacts { priors: values_of("prior"), methods: values_of("method"), metric: query.metric.clone() };
         let mut query = query.clone();
         let mut layout = Layout::default();
         for (f, name) in self.fields.iter().enumerate() {
@@ -602,7 +617,8 @@ impl Rows {
             } else if values.len() == 1 {
                 // A key's single value is in the table's headers already.
                 if !key_fields.contains(&name.as_str()) {
-                    layout.fixed.push((name.clone(), values.pop().expect("one")));
+                    let field = (name.clone(), values.pop().expect("one"));
+                    if query.verbose || configuration::shapes_the_cells(name, &facts) { layout.fixed.push(field) } else { layout.fixed_unused.push(field) }
                 }
             } else if values.len() > 1 && !key_fields.contains(&name.as_str()) {
                 layout.between.push((name.clone(), values));
@@ -661,11 +677,15 @@ pub fn tabulate(rows: &Rows, query: &TableQuery) -> Result<Table> {
     let metric = frame.column(query.metric.as_str())?.cast(&DataType::Float64)?;
     let metric = metric.f64()?;
     let split = query.row_names().len();
+    let files = rows.files(&frame)?;
     let mut groups: std::collections::HashMap<Vec<String>, Vec<(i64, f64)>> = Default::default();
+    let mut unmeasured_files = Vec::new();
     for (i, key) in key_values.into_iter().enumerate() {
-        // A null metric (a column newer than the row) is no run of this table.
-        if let Some(value) = metric.get(i) {
-            groups.entry(key).or_default().push((seeds[i], value));
+        // A row without a finite value of the metric is no run of this table: it is named, never
+        // averaged in (a NaN would turn its cell into NaN) nor dropped unsaid.
+        match metric.get(i) {
+            Some(value) if value.is_finite() => groups.entry(key).or_default().push((seeds[i], value)),
+            _ => unmeasured_files.push(files[i].clone()),
         }
     }
     let mut row_set = BTreeSet::new();
@@ -676,6 +696,7 @@ pub fn tabulate(rows: &Rows, query: &TableQuery) -> Result<Table> {
     }
     let row_keys: Vec<Vec<String>> = row_set.into_iter().map(|(_, k)| k).collect();
     let col_keys: Vec<Vec<String>> = col_set.into_iter().map(|(_, k)| k).collect();
+    name_unmeasured(&query.metric, &unmeasured_files);
     let mut cells = vec![vec![None; col_keys.len()]; row_keys.len()];
     let mut runs = 0;
     for (key, values) in groups {
@@ -694,9 +715,26 @@ pub fn tabulate(rows: &Rows, query: &TableQuery) -> Result<Table> {
         cells,
         runs,
         failed: rows.failed,
-        unmeasured: frame.height() - runs,
+        unmeasured: unmeasured_files.len(),
+        unmeasured_files,
         skipped: rows.skipped.clone(),
     })
+}
+
+/// Names on stderr, once per process, each row file left out of a table of `metric` for want of
+/// a value (every output then counts them in its caption, as "named on stderr").
+fn name_unmeasured(metric: &str, files: &[String]) {
+    static NAMED: std::sync::Mutex<BTreeSet<(String, String)>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut named = NAMED.lock().unwrap_or_else(|e| e.into_inner());
+    for file in files {
+        if named.insert((metric.to_string(), file.clone())) {
+            let why = match metric {
+                "linear_top1" | "linear_epochs" | "linear_lr" => " (not evaluated yet: `gps eval linear`)",
+                _ => " (a row written before gps recorded it, or not a finite number)",
+            };
+            eprintln!("warning: {file} has no value of `{metric}`{why}; left out of the table");
+        }
+    }
 }
 
 /// Tables of several metrics over the same keys as one table, each metric's columns side by
@@ -726,7 +764,10 @@ pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
         }
     }
     let runs = tables.iter().map(|t| t.runs).max().unwrap_or(0);
-    let unmeasured = tables.iter().map(|t| t.unmeasured).max().unwrap_or(0);
+    let mut unmeasured_files: Vec<String> = tables.iter().flat_map(|t| t.unmeasured_files.iter().cloned()).collect();
+    unmeasured_files.sort();
+    unmeasured_files.dedup();
+    let unmeasured = unmeasured_files.len();
     Ok(Table {
         query,
         layout: first.layout.clone(),
@@ -738,6 +779,7 @@ pub fn side_by_side(tables: Vec<Table>) -> Result<Table> {
         runs,
         failed: first.failed,
         unmeasured,
+        unmeasured_files,
         skipped: first.skipped.clone(),
     })
 }

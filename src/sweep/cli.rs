@@ -215,7 +215,11 @@ impl SweepCommand {
                     bail!("--max-array-size must be at least 1");
                 }
                 let (file, runs) = super::load(&sweep, limit.max_runs)?;
-                submit::submit(&file, &runs, &submit::SubmitOptions { dry_run, selection: which.selection(), max_array_size, keep_checkpoint: !keep.no_keep, check })?;
+                submit::submit(
+                    &file,
+                    &runs,
+                    &submit::SubmitOptions { dry_run, selection: which.selection(), max_array_size, keep_checkpoint: !keep.no_keep, check },
+                )?;
                 Ok(())
             }
             SweepCommand::Run { sweep, jobs, which, limit, keep } => {

@@ -146,8 +146,8 @@ fn submit_check(sweep: &SweepFile, chosen: &[&PlannedRun], gps_bin: &Path, workd
         values.dedup();
         if values.len() == 1 { values.pop().expect("one") } else { fallback.to_string() }
     };
-    let device = one(&|r| crate::results::row::serde_name(&r.spec.device), "auto");
-    let backbone = one(&|r| crate::results::row::serde_name(&r.spec.backbone), "resnet18");
+    let device = one(&|r| crate::config::serde_name(&r.spec.device), "auto");
+    let backbone = one(&|r| crate::config::serde_name(&r.spec.backbone), "resnet18");
     let job = sbatch::CheckJob { sweep_name: &sweep.name, gps_bin, workdir, options: &sweep.slurm, device: &device, backbone: &backbone };
     let script = submissions::sweep_dir(workdir, &sweep.name).join("check.sbatch");
     write(&script, &sbatch::render_check(&job)?)?;

@@ -1,18 +1,13 @@
-//! Training one run: the loop, optimizer, schedule, checkpoints, signals, the progress record
-//! other processes watch, and the trained encoder of a finished run (`trained`).
+//! Training one run: the loop, checkpoints, signals, the progress record other processes watch,
+//! and the device self-check (the optimizers and schedule are `optim`'s).
 pub mod checkpoint;
 pub mod cli;
-pub mod flat_lars;
-mod host_lars;
-pub mod optimizer;
 mod prepare;
 mod progress;
 pub mod progress_record;
-pub mod schedule;
 pub mod selfcheck;
 mod signals;
 pub mod step;
-pub mod trained;
 mod trainer;
 
 pub use prepare::{Prepared, prepare_on};

@@ -50,7 +50,8 @@ fn synthetic(n: i64, side: i64, seed: u64) -> Dataset {
         let mut region = images.narrow(2, (c / 2) * half, half).narrow(3, (c % 2) * half, half);
         region += mask;
     }
-    Dataset::new((images * 255.0).clamp(0.0, 255.0).to_kind(Kind::Uint8), labels, (0..4).map(|c| format!("q{c}")).collect()).expect("synthetic data is consistent")
+    Dataset::new((images * 255.0).clamp(0.0, 255.0).to_kind(Kind::Uint8), labels, (0..4).map(|c| format!("q{c}")).collect())
+        .expect("synthetic data is consistent")
 }
 
 /// The run spec the check trains: `method` on `backbone`, 32 px images, batch 32, a fixed
@@ -124,14 +125,7 @@ pub fn check_method(method: Method, backbone: Backbone, device: Device, paths: E
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(MethodCheck {
-        method,
-        device_losses: (ours.0, ours.1),
-        reference_losses: (theirs.0, theirs.1),
-        update_difference,
-        samples_per_s,
-        problems,
-    })
+    Ok(MethodCheck { method, device_losses: (ours.0, ours.1), reference_losses: (theirs.0, theirs.1), update_difference, samples_per_s, problems })
 }
 
 /// One compared step: what is wrong with it, and the relative difference of the updates.
@@ -161,7 +155,11 @@ pub fn compare_step(
         if !a.is_finite() {
             problems.push(format!("{what} is {a} on the device"));
         } else if relative(a, b) > LOSS_TOLERANCE {
-            problems.push(format!("{what} {a:.6} on the device vs {b:.6} in fp32 on the CPU ({:.2}% apart, tolerance {:.0}%)", 100.0 * relative(a, b), 100.0 * LOSS_TOLERANCE));
+            problems.push(format!(
+                "{what} {a:.6} on the device vs {b:.6} in fp32 on the CPU ({:.2}% apart, tolerance {:.0}%)",
+                100.0 * relative(a, b),
+                100.0 * LOSS_TOLERANCE
+            ));
         }
     }
     let (mut diff, mut norm) = (0.0, 0.0);

@@ -4,8 +4,8 @@
 //! online linear probe on each view's detached features with that view's own label, its two
 //! cross-entropies averaged. `tests/parity.rs` checks a whole step against PyTorch.
 
-use super::optimizer::ParamGroup;
 use crate::model::Backbone;
+use crate::optim::ParamGroup;
 use crate::ssl::{SslMethod, Views};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
@@ -18,7 +18,14 @@ pub struct StepLosses {
 
 /// `x`: the two augmented views [B, C, H, W]; `y`: each view's labels [B].
 /// `autocast`: bf16 autocast on this device's type (None: fp32).
-pub fn losses(backbone: &dyn Backbone, method: &mut dyn SslMethod, probe: &nn::Linear, x: [&Tensor; 2], y: [&Tensor; 2], autocast: Option<tch::Device>) -> StepLosses {
+pub fn losses(
+    backbone: &dyn Backbone,
+    method: &mut dyn SslMethod,
+    probe: &nn::Linear,
+    x: [&Tensor; 2],
+    y: [&Tensor; 2],
+    autocast: Option<tch::Device>,
+) -> StepLosses {
     crate::exec::autocast(autocast, || {
         let f1 = backbone.forward_t(x[0], true);
         let f2 = backbone.forward_t(x[1], true);

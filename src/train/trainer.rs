@@ -3,11 +3,9 @@
 //! probe on detached features, LARS with warmup-cosine. Checkpoints on schedule and on signals.
 
 use super::checkpoint::{self, LoopState};
-use super::optimizer::Optimizer;
 use super::prepare::Prepared;
 use super::progress::Reporter;
 use super::progress_record::{Phase, ProgressWriter};
-use super::schedule::WarmupCosine;
 use super::{Interrupted, RunOutcome, TrainOptions, signals};
 use crate::augment::{Augmenter, view_pipelines};
 use crate::config::RunSpec;
@@ -15,6 +13,8 @@ use crate::eval::health::{Health, HealthPairs};
 use crate::eval::{self, FeatureExtractor};
 use crate::knn::{PositiveSampler, SplitMix64};
 use crate::model::{self, Backbone};
+use crate::optim::Optimizer;
+use crate::optim::WarmupCosine;
 use crate::ssl::{self, MethodContext, SslMethod};
 use anyhow::{Context, Result, bail};
 use std::time::Instant;
@@ -160,7 +160,8 @@ impl<'a> Trainer<'a> {
         let lr = spec.optimizer.lr.unwrap_or(default_lr) * scale;
         let wd = spec.optimizer.weight_decay.unwrap_or(default_wd);
         let classifier_lr = spec.optimizer.classifier_lr * scale;
-        let opt = Optimizer::new(spec.optimizer.kind, super::step::param_groups(&vs, wd, classifier_lr / lr), spec.optimizer.momentum, spec.optimizer.eta).with_kernel(paths.lars);
+        let opt = Optimizer::new(spec.optimizer.kind, super::step::param_groups(&vs, wd, classifier_lr / lr), spec.optimizer.momentum, spec.optimizer.eta)
+            .with_kernel(paths.lars);
 
         let n = data.train.len();
         let steps_per_epoch = n / spec.batch_size; // drop_last, as the authors
@@ -438,7 +439,13 @@ impl<'a> Trainer<'a> {
     }
 
     fn extractor(&self) -> FeatureExtractor<'_> {
-        FeatureExtractor { backbone: self.backbone.as_ref(), augmenter: &self.augmenters[0], eval: self.eval, channels_last: self.channels_last, autocast: self.autocast }
+        FeatureExtractor {
+            backbone: self.backbone.as_ref(),
+            augmenter: &self.augmenters[0],
+            eval: self.eval,
+            channels_last: self.channels_last,
+            autocast: self.autocast,
+        }
     }
 
     /// Probe top-1 and representation health, from one pass over the test split.

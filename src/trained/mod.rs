@@ -1,14 +1,17 @@
 //! A finished run's trained encoder, as `gps export` and `gps eval linear` take it: the spec and
 //! metrics from its result row, the backbone's weights from its final checkpoint (kept after the
-//! run unless it ran with `--no-keep`), and the normalisation its inputs had.
+//! run unless it ran with `--no-keep`), and the normalisation its inputs had. Above training and
+//! results, as what reads a run after both are done; `linear_eval` is the command that evaluates it.
 
-use super::checkpoint::{self, LoopState};
+pub mod linear_eval;
+
 use crate::augment::{Augmenter, Pipeline};
 use crate::config::{Backbone as BackboneKind, RunSpec};
 use crate::data::{self, Split};
 use crate::eval::FeatureExtractor;
 use crate::model::{self, Backbone};
 use crate::results::row;
+use crate::train::checkpoint::{self, LoopState};
 use anyhow::{Context, Result, bail};
 use polars::prelude::DataFrame;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! box, then `Image.resize` with PIL's bicubic filter (a = −0.5, support 2, widened by the scale
 //! when shrinking, taps clipped to the crop and renormalised). One [out, in] matrix per axis
 //! reproduces it, so a batch of different crops is two batched matrix products on the device.
+//! Below both its users: the augmentation's crops and resizes, and the decode-time resize of
+//! datasets of mixed sizes.
 
 /// PIL's bicubic kernel (`bicubic_filter` in Resample.c), a = −0.5.
 fn bicubic(x: f64) -> f64 {
@@ -99,11 +101,17 @@ pub fn resize_like_pil_with(filter: Filter, x: &tch::Tensor, height: usize, widt
     write_axis_matrix_with(filter, &mut wx, w, 0, w, width, false);
     let to = |v: &[f32], rows: usize, cols: usize| tch::Tensor::from_slice(v).view([1, rows as i64, cols as i64]).to_device(x.device());
     let b = x.size()[0];
-    super::pixel_ops::resample(
-        x,
-        &to(&wy, height, h).expand([b, height as i64, h as i64], false),
-        &to(&wx, width, w).expand([b, width as i64, w as i64], false),
-    )
+    apply(x, &to(&wy, height, h).expand([b, height as i64, h as i64], false), &to(&wx, width, w).expand([b, width as i64, w as i64], false))
+}
+
+/// Crop, resize and flip in one: `wy` [B, Ho, H] and `wx` [B, Wo, W] are the per-image axis
+/// matrices of `write_axis_matrix`. PIL resizes horizontally first and stores bytes, so the
+/// intermediate is clipped to [0, 1] as well.
+pub fn apply(x: &tch::Tensor, wy: &tch::Tensor, wx: &tch::Tensor) -> tch::Tensor {
+    let (b, c, h, w) = x.size4().expect("4-D");
+    let wo = wx.size()[1];
+    let horizontal = x.reshape([b, c * h, w]).bmm(&wx.transpose(1, 2)).view([b, c, h, wo]).clamp(0.0, 1.0);
+    wy.unsqueeze(1).matmul(&horizontal).clamp(0.0, 1.0)
 }
 
 /// PIL's 8-bit fixed point (`PRECISION_BITS` in Resample.c).

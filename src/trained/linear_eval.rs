@@ -1,11 +1,11 @@
 //! `gps eval linear <results dir> --run <id>`: the offline linear evaluation of a finished run's
 //! frozen encoder, recorded as the `linear_*` columns of its result row.
 
-use super::linear::{self, LinearOptions};
+use super::TrainedRun;
 use crate::config::DeviceChoice;
 use crate::data::Split;
+use crate::eval::linear::{self, LinearOptions};
 use crate::results::row::{self, LinearEval};
-use crate::train::trained::TrainedRun;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 use std::time::Instant;
