@@ -1,17 +1,12 @@
 //! `gps sweep run`: the local executor runs real (tiny) trainings as `gps task` children, writes
 //! their rows and failure records, prints the table, and on a rerun does only what is left.
 
-use std::path::Path;
+use crate::support::gps;
 use std::process::Command;
-
-fn gps(workdir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gps")).args(args).current_dir(workdir).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
 
 #[test]
 fn local_executor_runs_tasks_and_reruns_only_what_is_left() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    let data = crate::support::mnist5k();
     assert!(data.exists(), "{} is missing: run scripts/fetch-mnist5k.sh", data.display());
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
@@ -49,7 +44,7 @@ fn local_executor_runs_tasks_and_reruns_only_what_is_left() {
 /// run, the running one's epochs advancing, and the watch ending by itself once both are done.
 #[test]
 fn watch_follows_the_local_executor() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    let data = crate::support::mnist5k();
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
     let sweep = format!(

@@ -2,15 +2,15 @@
 //! neighbour label purity the prior gives through the real k-NN code.
 
 use gps_ssl::config::{AutoencoderKind, DataFormat, DatasetSpec, Metric, PriorNormalization, PriorOptions, PriorSpec, RunSpec};
-use gps_ssl::recipe::{self, PriorInput};
 use gps_ssl::data::{self, Dataset, Split};
 use gps_ssl::knn;
 use gps_ssl::prior::{embed_cached, embedding_path};
+use gps_ssl::recipe::{self, PriorInput};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 fn mnist_test() -> Dataset {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    let p = crate::support::mnist5k();
     assert!(p.is_file(), "{} is missing: run scripts/fetch-mnist5k.sh", p.display());
     data::decode(&p, DataFormat::MnistCsv, Split::Test).unwrap()
 }
@@ -118,7 +118,8 @@ fn embeddings_file_npy_and_safetensors() {
     let err = format!("{:#}", embed_cached(&spec, &PriorOptions::default(), &input(&PriorOptions::default(), &d), &d, 5, dir.path(), Device::Cpu).unwrap_err());
     assert!(err.contains("e.npy") && err.contains("[100, D]"), "{err}");
     let missing: PriorSpec = "embeddings:/no/such.npy".parse().unwrap();
-    let err = format!("{:#}", embed_cached(&missing, &PriorOptions::default(), &input(&PriorOptions::default(), &d), &d, 5, dir.path(), Device::Cpu).unwrap_err());
+    let err =
+        format!("{:#}", embed_cached(&missing, &PriorOptions::default(), &input(&PriorOptions::default(), &d), &d, 5, dir.path(), Device::Cpu).unwrap_err());
     assert!(err.contains("/no/such.npy"), "{err}");
 }
 
@@ -173,9 +174,8 @@ fn autoencoders_train_deterministically_and_keep_neighbours() {
 }
 
 fn cifar_test_subset(n: usize) -> Dataset {
-    let zip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10-jpg.zip");
     let cache = tempfile::tempdir().unwrap();
-    let spec = DatasetSpec { name: "cifar10".into(), format: DataFormat::Auto, path: zip, test_limit: Some(n), ..Default::default() };
+    let spec = DatasetSpec { name: "cifar10".into(), format: DataFormat::Auto, path: crate::support::cifar10(), test_limit: Some(n), ..Default::default() };
     data::load(&spec, Split::Test, cache.path()).unwrap()
 }
 

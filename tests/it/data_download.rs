@@ -78,7 +78,13 @@ impl Server {
                     *m.lock().unwrap() = Mode::IgnoreRange;
                 }
                 let _ = match start {
-                    Some(s) if s >= body.len() => stream.write_all(format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", body.len()).as_bytes()),
+                    Some(s) if s >= body.len() => stream.write_all(
+                        format!(
+                            "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    ),
                     Some(s) => {
                         let head = format!(
                             "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {s}-{}/{}\r\nConnection: close\r\n\r\n",

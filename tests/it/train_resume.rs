@@ -7,22 +7,14 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn cifar_zip() -> PathBuf {
-    let p = repo().join("../shared/data/cifar10-jpg.zip");
-    assert!(p.exists(), "the CIFAR-10 JPEG zip is expected at {}", p.display());
-    p
-}
+use crate::support::{cifar10, repo};
 
 fn write_spec(dir: &Path) -> PathBuf {
     let spec = format!(
         "dataset: {{name: cifar10, path: '{}', train_limit: 1200, test_limit: 200}}\n\
          backbone: small-cnn\nmethod: simclr\nprior: none\naugmentation: {{preset: weak}}\n\
          epochs: 3\nbatch_size: 50\ncheckpoint_every: 1\ndevice: cpu\ncache_dir: '{}'\n",
-        cifar_zip().display(),
+        cifar10().display(),
         repo().join(".cache").display()
     );
     let path = dir.join("run.yaml");

@@ -1,6 +1,5 @@
 //! `gps data info` and `gps data download` from the command line.
 
-use std::path::Path;
 use std::process::Command;
 
 fn gps(args: &[&str]) -> (bool, String) {
@@ -10,7 +9,7 @@ fn gps(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn info_describes_both_splits_of_the_mnist_csv() {
-    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    let csv = crate::support::mnist5k();
     assert!(csv.is_file(), "{} is missing: run scripts/fetch-mnist5k.sh", csv.display());
     let cache = tempfile::tempdir().unwrap();
     let (ok, out) = gps(&["data", "info", csv.to_str().unwrap(), "--cache-dir", cache.path().to_str().unwrap()]);
@@ -68,7 +67,8 @@ fn download_from_a_mirror_base_url_checks_the_official_md5() {
     let labels = Tensor::from_slice(&[0u8, 1, 2, 3, 4, 8]).view([6, 1]);
     let (a, b) = (images.narrow(0, 0, 4), labels.narrow(0, 0, 4));
     let (c, d) = (images.narrow(0, 4, 2), labels.narrow(0, 4, 2));
-    Tensor::write_npz(&[("train_images", &a), ("train_labels", &b), ("val_images", &c), ("val_labels", &d), ("test_images", &a), ("test_labels", &b)], &npz).unwrap();
+    Tensor::write_npz(&[("train_images", &a), ("train_labels", &b), ("val_images", &c), ("val_labels", &d), ("test_images", &a), ("test_labels", &b)], &npz)
+        .unwrap();
     let body = std::fs::read(&npz).unwrap();
     let md5: String = md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(&body)).iter().map(|b| format!("{b:02x}")).collect();
     let (base, log) = serve(body);

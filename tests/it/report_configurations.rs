@@ -14,7 +14,7 @@ fn gps(workdir: &Path, args: &[&str]) -> (bool, String, String) {
 
 /// A tiny real sweep on MNIST-5k: SimCLR with and without the pixel prior, 2 seeds, `epochs`.
 fn sweep(w: &Path, name: &str, epochs: usize, seeds: &str) {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    let data = crate::support::mnist5k();
     assert!(data.exists(), "{} is missing: run scripts/fetch-mnist5k.sh", data.display());
     let text = format!(
         "name: {name}\nbase:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 200, test_limit: 100}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: {epochs}\n  batch_size: 50\n  optimizer: {{warmup_epochs: 0}}\n  device: cpu\n  eval: {{knn_k: 5}}\ngrid:\n  prior: [none, pixels]\n  seed: {seeds}\n",
@@ -53,13 +53,18 @@ fn a_cell_holds_one_configuration_and_a_run_counts_once() {
         let l = line(&md, &format!("| simclr | weak | {epochs} |"));
         assert_eq!(l.matches("(n=2)").count(), 2, "two seeds in each cell: {l}");
     }
-    assert!(md.contains("fixed: dataset.format=mnist-csv") && md.contains("backbone=small-cnn") && md.contains("batch_size=50"), "{md}");
+    assert!(md.contains("fixed: data: dataset.format=mnist-csv") && md.contains("model: backbone=small-cnn") && md.contains("batch_size=50"), "{md}");
+    // Only what shaped these cells: no autoencoder fields (no run has that prior), no execution
+    // switches; `--verbose` lists them too.
+    assert!(!md.contains("prior_options.autoencoder") && !md.contains("channels_last") && md.contains("with --verbose"), "{md}");
+    let (_, verbose, _) = gps(w, &["report", "results", "--verbose"]);
+    assert!(verbose.contains("prior_options.autoencoder_epochs=100") && verbose.contains("channels_last=true"), "{verbose}");
     assert!(!md.contains("dataset.name=") && !md.contains("method=simclr"), "a key's one value is in the headers, not repeated: {md}");
     let current = gps_ssl::numerics::NUMERICS_VERSION;
     assert!(md.contains(&format!("numerics={current}")), "the numerics version is held fixed and said: {md}");
     // The same in every output.
     let (_, tex, _) = gps(w, &["report", "results", "--latex"]);
-    assert!(tex.contains(r"\caption{") && tex.contains("cells also split by epochs: 1, 2") && tex.contains("fixed: dataset.format=mnist-csv"), "{tex}");
+    assert!(tex.contains(r"\caption{") && tex.contains("cells also split by epochs: 1, 2") && tex.contains("fixed: data: dataset.format=mnist-csv"), "{tex}");
     let (_, csv, _) = gps(w, &["report", "results", "--csv"]);
     assert!(csv.lines().any(|l| l.starts_with("# cells also split by epochs: 1, 2")), "{csv}");
     assert!(csv.contains("method,augmentation,epochs,dataset,prior,mean,std,n\n"), "{csv}");
@@ -71,6 +76,7 @@ fn a_cell_holds_one_configuration_and_a_run_counts_once() {
     assert!(ok, "{err}");
     let page = std::fs::read_to_string(w.join("r.html")).unwrap();
     assert!(page.contains("cells also split by epochs: 1, 2"), "the HTML captions say it");
+    assert_eq!(page.matches("fixed: data: dataset.format=mnist-csv").count(), 1, "the page says what it holds fixed once, not above every table");
     let curves = std::fs::read_to_string(w.join("plots/curves-epoch_probe_top1.svg")).unwrap();
     assert!(curves.contains("cells also split by epochs: 1, 2") && curves.contains("epochs=2"), "{curves}");
     // `--where` picks one configuration instead, by a column or any spec field.

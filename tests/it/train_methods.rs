@@ -1,4 +1,4 @@
-//! Each SSL method learns on real images: its loss falls over a few epochs on CIFAR-10 JPEGs,
+//! Each SSL method learns on real images: its loss falls over a few epochs on CIFAR-10 images,
 //! with guided positives from a prior, at the method's own default settings.
 //!
 //! One epoch's mean loss over 10 batches swings by several percent with the batches' augmentations
@@ -7,7 +7,6 @@
 
 use gps_ssl::config::{AugPreset, Backbone, Method, PriorSpec, RunSpec};
 use gps_ssl::train::{self, Progress, TrainOptions};
-use std::path::PathBuf;
 use std::time::Instant;
 
 const EPOCHS: usize = 6;
@@ -17,15 +16,14 @@ const EPOCHS: usize = 6;
 const BYOL_EPOCHS: usize = 12;
 
 fn spec(method: Method) -> RunSpec {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let epochs = if method == Method::Byol { BYOL_EPOCHS } else { EPOCHS };
     let mut s = RunSpec { backbone: Backbone::SmallCnn, method, epochs, batch_size: 64, prior: PriorSpec::Pixels, k: 5, ..Default::default() };
-    s.dataset.path = repo.join("../shared/data/cifar10-jpg.zip");
+    s.dataset.path = crate::support::cifar10();
     s.dataset.train_limit = Some(640);
     s.dataset.test_limit = Some(200);
     s.augmentation.preset = AugPreset::Strong;
     s.optimizer.warmup_epochs = 1;
-    s.cache_dir = repo.join(".cache");
+    s.cache_dir = crate::support::repo().join(".cache");
     s.device = gps_ssl::config::DeviceChoice::Cpu;
     s
 }

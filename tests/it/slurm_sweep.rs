@@ -30,12 +30,6 @@ fn gps(workdir: &Path, args: &[&str]) -> String {
     text
 }
 
-fn mnist() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
-    assert!(path.exists(), "{} is missing: run scripts/fetch-mnist5k.sh", path.display());
-    path
-}
-
 fn base(data: &Path, epochs: usize) -> String {
     format!(
         "base:\n  dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", train_limit: 400, test_limit: 100}}\n  backbone: small-cnn\n  augmentation: {{preset: weak}}\n  epochs: {epochs}\n  batch_size: 64\n  device: cpu\n  checkpoint_every: 1\n  eval: {{every_epochs: 1, knn_k: 5}}\nslurm: {{cpus: 1, mem: 1G, time: \"00:10:00\", gres: \"gpu:1\"}}\n",
@@ -87,7 +81,7 @@ fn sweep_on_a_real_slurm() {
     if !cluster_ready() {
         return;
     }
-    let data = mnist();
+    let data = crate::support::mnist5k();
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
@@ -362,12 +356,15 @@ fn check_job_gates_the_array() {
     if !cluster_ready() {
         return;
     }
-    let data = mnist();
+    let data = crate::support::mnist5k();
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
     std::fs::write(w.join("checked.yaml"), format!("name: checked\n{}grid:\n  seed: [1]\n", base(&data, 1))).unwrap();
     let out = gps(w, &["sweep", "submit", "checked.yaml", "--check"]);
-    assert!(out.contains("submitted check job") && out.contains("gps info --check --device cpu --backbone small-cnn") && out.contains("once check job"), "{out}");
+    assert!(
+        out.contains("submitted check job") && out.contains("gps info --check --device cpu --backbone small-cnn") && out.contains("once check job"),
+        "{out}"
+    );
     let check_job = out.split("submitted check job ").nth(1).and_then(|s| s.split(':').next()).unwrap().to_string();
     let results = w.join("results/checked");
     wait_until(w, "the checked sweep's row", 420, || rows_and_failures(&results).0.len() == 1);
@@ -384,7 +381,11 @@ fn check_job_gates_the_array() {
     let array_job = out.split("submitted array job ").nth(1).and_then(|s| s.split(':').next()).unwrap().to_string();
     // Gone from the queue: the check failed, and SLURM cancelled the array waiting for it.
     wait_until(w, "the array to be cancelled after the failed check", 300, || {
-        let q = Command::new("squeue").args(["-h", "-j", &format!("{check_job},{array_job}")]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        let q = Command::new("squeue")
+            .args(["-h", "-j", &format!("{check_job},{array_job}")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
         q.is_empty()
     });
     let log = std::fs::read_to_string(w.join(format!("slurm/nocuda/logs/check_{check_job}.out"))).unwrap_or_default();

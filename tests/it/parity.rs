@@ -10,9 +10,8 @@ use gps_ssl::augment::{Augmenter, Pipeline};
 use gps_ssl::config::{Backbone as BackboneKind, Method};
 use gps_ssl::knn::SplitMix64;
 use gps_ssl::model::{self, Backbone, init};
+use gps_ssl::optim::{Optimizer, ParamGroup, WarmupCosine};
 use gps_ssl::ssl::{self, MethodContext};
-use gps_ssl::train::optimizer::{Optimizer, ParamGroup};
-use gps_ssl::train::schedule::WarmupCosine;
 use gps_ssl::train::step;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -546,7 +545,9 @@ fn imagenet_resnet50_prior_is_torchvisions_on_the_authors_input() {
     let cifar = stats(&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]);
     let imagenet = stats(&IMAGENET_MEAN, &IMAGENET_STD);
     let one_dim = stats(&[IMAGENET_MEAN.iter().sum::<f64>() / 3.0], &[IMAGENET_STD.iter().sum::<f64>() / 3.0]);
-    for (case, images, size, stats) in [("cifar32", "rgb.images", 32, cifar), ("imagenet48", "rgb.images", 48, imagenet), ("grey28", "grey.images", 28, one_dim)] {
+    for (case, images, size, stats) in
+        [("cifar32", "rgb.images", 32, cifar), ("imagenet48", "rgb.images", 48, imagenet), ("grey28", "grey.images", 28, one_dim)]
+    {
         let images = get(&fx, images);
         let n = images.size()[0];
         let data = gps_ssl::data::Dataset::new(images.shallow_clone(), Tensor::zeros([n], (Kind::Int64, Device::Cpu)), vec!["a".into()]).unwrap();

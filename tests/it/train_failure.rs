@@ -1,12 +1,11 @@
 //! A run whose loss becomes NaN stops as failed with the reason: no result row that looks like
 //! success, a failure record naming the step.
 
+use crate::support::{cifar10, gps_output, repo};
 use std::path::PathBuf;
-use std::process::Command;
 
 #[test]
 fn nan_loss_fails_the_run_and_writes_no_row() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("run.yaml");
     std::fs::write(
@@ -14,13 +13,13 @@ fn nan_loss_fails_the_run_and_writes_no_row() {
         format!(
             "dataset: {{path: '{}', train_limit: 256, test_limit: 100}}\nbackbone: small-cnn\nepochs: 2\nbatch_size: 64\n\
              augmentation: {{preset: weak}}\noptimizer: {{kind: sgd, lr: 1.0e+30}}\ndevice: cpu\ncache_dir: '{}'\noutput_dir: '{}'\n",
-            repo.join("../shared/data/cifar10-jpg.zip").display(),
-            repo.join(".cache").display(),
+            cifar10().display(),
+            repo().join(".cache").display(),
             dir.path().join("out").display()
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_gps")).args(["train", spec.to_str().unwrap()]).output().unwrap();
+    let out = gps_output(dir.path(), &["train", spec.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("the loss became") && stderr.contains("the run failed"), "{stderr}");

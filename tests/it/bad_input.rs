@@ -330,7 +330,7 @@ fn the_cli_refuses_and_names_the_fix() {
     let (code, out) = gps(w, &["sweep", "expand", "six.yaml", "--max-runs", "6"]);
     assert!(code == Some(0) && out.lines().count() == 7, "{out}");
 
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    let data = crate::support::mnist5k();
     let spec = format!(
         "dataset: {{name: mnist5k, format: mnist-csv, path: \"{}\", test_limit: 100}}\nbackbone: small-cnn\ndevice: cpu\neval: {{knn_k: 100000}}\n",
         data.display()

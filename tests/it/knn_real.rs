@@ -1,10 +1,9 @@
-//! The k-NN table equals a naive all-pairs reference on real images (CIFAR-10 test JPEGs as raw
+//! The k-NN table equals a naive all-pairs reference on real images (CIFAR-10 test images as raw
 //! pixel vectors, where near-duplicates and ties are real), for both metrics.
 
 use gps_ssl::config::{DatasetSpec, Metric};
 use gps_ssl::data::{self, Split};
 use gps_ssl::knn::build_table;
-use std::path::PathBuf;
 use tch::{Device, Kind};
 
 fn naive(rows: &[Vec<f64>], k: usize, metric: Metric) -> Vec<u32> {
@@ -30,9 +29,8 @@ fn naive(rows: &[Vec<f64>], k: usize, metric: Metric) -> Vec<u32> {
 
 #[test]
 fn table_equals_naive_reference_on_cifar_images() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let spec = DatasetSpec { path: repo.join("../shared/data/cifar10-jpg.zip"), test_limit: Some(250), ..Default::default() };
-    let ds = data::load(&spec, Split::Test, &repo.join(".cache")).unwrap();
+    let spec = DatasetSpec { path: crate::support::cifar10(), test_limit: Some(250), ..Default::default() };
+    let ds = data::load(&spec, Split::Test, &crate::support::repo().join(".cache")).unwrap();
     // Pixels in [0, 1] as f32 features; integer-valued sums make float ties exact to compare.
     let emb = (ds.images.to_kind(Kind::Float) / 255.0).flatten(1, -1);
     let rows: Vec<Vec<f64>> = (0..ds.len()).map(|i| Vec::<f64>::try_from(emb.get(i as i64).to_kind(Kind::Double)).unwrap()).collect();

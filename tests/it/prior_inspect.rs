@@ -1,14 +1,7 @@
 //! `gps prior inspect` on the MNIST-5k CSV: the oracle is pure, pixels are good but not pure,
 //! and bad requests are errors that say what to change.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn mnist_csv() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-mnist5k.sh", p.display());
-    p
-}
 
 fn gps(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gps")).args(args).output().unwrap();
@@ -23,7 +16,7 @@ fn overall(out: &str) -> f64 {
 #[test]
 fn inspect_prints_overall_and_per_class_purity() {
     let cache = tempfile::tempdir().unwrap();
-    let csv = mnist_csv();
+    let csv = crate::support::mnist5k();
     let base = ["prior", "inspect", "--dataset", csv.to_str().unwrap(), "--split", "test", "--device", "cpu", "--cache-dir", cache.path().to_str().unwrap()];
     let (ok, out) = gps(&[&base[..], &["--prior", "labels", "--k", "10"]].concat());
     assert!(ok, "{out}");
@@ -41,7 +34,7 @@ fn inspect_prints_overall_and_per_class_purity() {
 
 #[test]
 fn inspect_refuses_none_unknown_priors_and_too_large_k() {
-    let csv = mnist_csv();
+    let csv = crate::support::mnist5k();
     let cache = tempfile::tempdir().unwrap();
     let base = ["prior", "inspect", "--dataset", csv.to_str().unwrap(), "--device", "cpu", "--cache-dir", cache.path().to_str().unwrap()];
     let (ok, out) = gps(&[&base[..], &["--prior", "none"]].concat());

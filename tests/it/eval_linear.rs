@@ -3,20 +3,9 @@
 //! rewrite atomic), a report tabulates it, and a run trained with `--no-keep` has no checkpoint
 //! left to evaluate or export, while a kept one keeps exactly its final checkpoint.
 
+use crate::support::{gps, gps_ok as ok};
 use polars::prelude::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn gps(workdir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gps")).args(args).current_dir(workdir).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-fn ok(workdir: &Path, args: &[&str]) -> String {
-    let (success, text) = gps(workdir, args);
-    assert!(success, "gps {args:?} failed:\n{text}");
-    text
-}
+use std::path::Path;
 
 fn row(path: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
@@ -30,7 +19,7 @@ fn files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn linear_eval_is_recorded_in_the_row_and_no_keep_leaves_nothing_to_evaluate() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
+    let data = crate::support::mnist5k();
     assert!(data.exists(), "{} is missing: run scripts/fetch-mnist5k.sh", data.display());
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();

@@ -1,7 +1,7 @@
 //! The shipped paper sweeps (`sweeps/paper-table*.yaml`) are submittable as they are: each
 //! expands, renders its sbatch scripts with `--dry-run`, and its tasks run through `gps task`
 //! (the path a cluster runs) for one short epoch on small data in the exact published formats:
-//! the real CIFAR-10 JPEGs, an FGVC-Aircraft tree of mixed-size JPEGs, MedMNIST `.npz` files, and
+//! CIFAR-10's binary release, an FGVC-Aircraft tree of mixed-size JPEGs, MedMNIST `.npz` files, and
 //! formula weights where the ImageNet ResNet-50 goes (its real weights are not reachable here).
 
 use serde_norway::Value;
@@ -27,7 +27,11 @@ fn resnet50_weights(path: &Path) {
         .variables()
         .into_iter()
         .map(|(n, v)| {
-            let t = if n.ends_with("running_var") { Tensor::ones(v.size().as_slice(), (Kind::Float, Device::Cpu)) } else { Tensor::randn(v.size().as_slice(), (Kind::Float, Device::Cpu)) * 0.02 };
+            let t = if n.ends_with("running_var") {
+                Tensor::ones(v.size().as_slice(), (Kind::Float, Device::Cpu))
+            } else {
+                Tensor::randn(v.size().as_slice(), (Kind::Float, Device::Cpu)) * 0.02
+            };
             (n, t)
         })
         .collect();
@@ -48,7 +52,8 @@ fn aircraft(root: &Path) {
         let id = format!("{:07}", 1000 + i);
         let class = variants[(i % 4) as usize];
         let (w, h) = if i % 3 == 0 { (300, 200) } else { (280, 210) };
-        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([((x * 7 + i * 13) % 256) as u8, ((y * 5 + i * 29) % 256) as u8, ((x + y + i) % 256) as u8]));
+        let img =
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([((x * 7 + i * 13) % 256) as u8, ((y * 5 + i * 29) % 256) as u8, ((x + y + i) % 256) as u8]));
         img.save(data.join("images").join(format!("{id}.jpg"))).unwrap();
         let line = format!("{id} {class}\n");
         if i < 32 { trainval.push_str(&line) } else { test.push_str(&line) }
@@ -134,15 +139,13 @@ fn every_paper_sweep_expands_renders_and_runs_its_tasks() {
     aircraft(&w.join("data"));
     medmnist(&w.join("data/pathmnist.npz"), 3, 9);
     medmnist(&w.join("data/tissuemnist.npz"), 1, 8);
-    let cifar_zip = repo().join("../shared/data/cifar10-jpg.zip");
-    assert!(cifar_zip.is_file(), "the CIFAR-10 JPEG zip is expected at {}", cifar_zip.display());
-    let cifar = cifar_zip.display().to_string();
+    let cifar = crate::support::cifar10().display().to_string();
     let sweeps: [(&str, Option<(&str, &str)>, usize); 6] = [
-        ("paper-table2-cifar10", Some(("image-folder", cifar.as_str())), 90),
+        ("paper-table2-cifar10", Some(("cifar10-bin", cifar.as_str())), 90),
         ("paper-table2-aircraft", None, 90),
         ("paper-table2-pathmnist", None, 90),
         ("paper-table2-tissuemnist", None, 90),
-        ("paper-table4-lr", Some(("image-folder", cifar.as_str())), 18),
+        ("paper-table4-lr", Some(("cifar10-bin", cifar.as_str())), 18),
         ("paper-table5-init", None, 24),
     ];
     for (name, data, runs) in sweeps {
@@ -193,11 +196,17 @@ fn a_published_entry_without_a_source_or_with_an_unknown_field_is_refused() {
         ("{value: 1.0, source: x}", "fields of its cell"),
     ] {
         let path = tmp.path().join("s.yaml");
-        std::fs::write(&path, format!("name: s
+        std::fs::write(
+            &path,
+            format!(
+                "name: s
 base: {{}}
 published:
   - {entry}
-")).unwrap();
+"
+            ),
+        )
+        .unwrap();
         let (ok, out) = gps(tmp.path(), &["sweep", "expand", "s.yaml"]);
         assert!(!ok && out.contains(expected) && out.contains("s.yaml"), "{entry}: {out}");
     }

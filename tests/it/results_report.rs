@@ -394,13 +394,30 @@ fn rows_without_the_newer_columns_still_report() {
     let cell = t.cells[0][0].as_ref().unwrap();
     assert_eq!((cell.n, t.unmeasured), (1, 1), "the old row has no rank: it is counted, not averaged in");
     assert!((cell.mean - 26.0).abs() < 1e-12, "the last evaluated rank of the new row");
-    assert!(render::markdown(&t).contains("1 finished runs have no rankme"));
+    assert!(render::markdown(&t).contains("1 finished runs have no value of rankme and are left out (named on stderr)"));
+    assert_eq!(t.unmeasured_files, [row::row_path(out, &old.run_id()).display().to_string()]);
+
+    // Whatever the output, a row left out for want of the metric is named with its file and
+    // counted: the comparison too (it once dropped such rows without a word).
+    let gps = spec(out, gps_ssl::config::Method::Simclr, PriorSpec::Pixels, 5, 0);
+    row::write_row(out, &ResultRow::new("old", &gps, &outcome(0.7))).unwrap();
+    let old_file = row::row_path(out, &old.run_id()).display().to_string();
+    for extra in [&[][..], &["--compare", "prior"], &["--csv"], &["--latex"], &["--compare", "prior", "--csv"]] {
+        let mut args = vec![out.to_str().unwrap(), "--metric", "rankme"];
+        args.extend_from_slice(extra);
+        let r = gps_report(&args);
+        let (text, err) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+        assert!(r.status.success(), "{extra:?}: {err}");
+        assert!(err.contains(&format!("warning: {old_file} has no value of `rankme`")), "{extra:?}: {err}");
+        assert!(text.contains("1 finished runs have no value of rankme"), "{extra:?}: {text}");
+    }
+    std::fs::remove_file(row::row_path(out, &gps.run_id())).unwrap();
 
     // Only old rows: a clear error, not an empty table.
     std::fs::remove_file(row::row_path(out, &new.run_id())).unwrap();
     let r = gps_report(&[out.to_str().unwrap(), "--metric", "rankme"]);
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success() && err.contains("has a value of `rankme` (rows written before gps recorded it)"), "{err}");
+    assert!(!r.status.success() && err.contains("has a value of `rankme` (each named above)") && err.contains(&old_file), "{err}");
     let html = out.join("old.html");
     let r = gps_report(&[out.to_str().unwrap(), "--html", html.to_str().unwrap()]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));

@@ -8,17 +8,12 @@ use gps_ssl::recipe::Stem;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor, nn};
 
-fn mnist() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist_5k.csv.gz");
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-mnist5k.sh", p.display());
-    p
-}
-
 /// torchvision-named weights of a ResNet-18 with `stem`, each tensor filled with `value`.
 fn resnet18_file(dir: &Path, stem: Stem, value: f64, in_channels: i64) -> PathBuf {
     let vs = nn::VarStore::new(Device::Cpu);
     let _ = model::build_backbone_with(BackboneKind::Resnet18, &vs.root(), in_channels, stem);
-    let mut tensors: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, v)| (n, Tensor::full(v.size().as_slice(), value, (Kind::Float, Device::Cpu)))).collect();
+    let mut tensors: Vec<(String, Tensor)> =
+        vs.variables().into_iter().map(|(n, v)| (n, Tensor::full(v.size().as_slice(), value, (Kind::Float, Device::Cpu)))).collect();
     tensors.push(("fc.weight".into(), Tensor::zeros([1000, 512], (Kind::Float, Device::Cpu))));
     tensors.push(("bn1.num_batches_tracked".into(), Tensor::from(5i64)));
     let path = dir.join(format!("r18-{stem:?}.safetensors"));
@@ -34,7 +29,13 @@ fn keeping_the_image_among_its_candidates_is_the_authors_unfiltered_table() {
     // k = 1 with the image kept: the positive is always the anchor, i.e. the baseline (as the
     // authors' Barlow Twins / VICReg GPS configs run).
     let mut spec = RunSpec::default();
-    spec.dataset = gps_ssl::config::DatasetSpec { name: "mnist5k".into(), path: mnist(), train_limit: Some(60), test_limit: Some(20), ..Default::default() };
+    spec.dataset = gps_ssl::config::DatasetSpec {
+        name: "mnist5k".into(),
+        path: crate::support::mnist5k(),
+        train_limit: Some(60),
+        test_limit: Some(20),
+        ..Default::default()
+    };
     spec.prior = "pixels".parse().unwrap();
     spec.k = 1;
     spec.exclude_self = false;
@@ -99,7 +100,7 @@ fn a_run_from_pretrained_weights_records_them_in_its_row() {
     let spec = format!(
         "dataset: {{name: mnist5k, path: '{}', train_limit: 64, test_limit: 32}}\nbackbone: resnet18\nbackbone_init: '{}'\nprior: none\n\
          augmentation: {{preset: weak}}\nepochs: 1\nbatch_size: 32\ndevice: cpu\neval: {{knn_k: 5}}\noutput_dir: '{}'\ncache_dir: '{}'\n",
-        mnist().display(),
+        crate::support::mnist5k().display(),
         file.display(),
         dir.path().join("out").display(),
         dir.path().join("cache").display()
