@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # slurm/local-cluster.sh -- a REAL one-node SLURM cluster (slurmctld + slurmd + munged) for tests
-# and CI, on Debian 12 (bookworm) as root, without systemd. Adapted from the recipe in
-# ../shared/docs/slurm-local.md (every config choice below is explained there or inline).
+# and CI, on Debian 12 (bookworm) as root, without systemd. Every configuration choice below is
+# explained inline or in slurm/README.md (with timings and the pitfalls met on the way).
 #
 #   slurm/local-cluster.sh up              # install (apt) + configure + start + smoke job; idempotent, ~15 s fresh, ~1 s warm
 #   slurm/local-cluster.sh down [--purge]  # cancel all jobs, stop the daemons (by pid file); --purge wipes state + config

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5 on a GPU machine: SimCLR vs GPS-SimCLR (MobileNetV2 prior, k=5), flip-only augmentation,
+# The paper's weak-augmentation pair on a GPU machine: SimCLR vs GPS-SimCLR (MobileNetV2 prior, k=5), flip-only augmentation,
 # R18, batch 256, bf16, as many epochs as EPOCHS (default 50), then the table and GPS - baseline. Rows, logs and the
 # report go under $OUT.
 set -uo pipefail

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Prepares .gpu/ (git-ignored) for a GPU machine that has torch 2.11 at /opt/torch/.venv, no
-# network, and receives at most 64 MiB: the release binary, the run specs, the CIFAR-10 JPEG zip
-# (62 MB) and the PyTorch anchor. The MobileNetV2 neighbour table is computed HERE on the CPU and
+# network, and receives at most 64 MiB: the release binary, the run specs, a CIFAR-10 JPEG copy as
+# an image-folder zip (62 MB: the official binary, 170 MB, does not fit; GPS_CIFAR10_ZIP names the
+# file, by default the copy kept beside the development checkout) and the PyTorch anchor. The MobileNetV2 neighbour table is computed HERE on the CPU and
 # carried as a small cache (the weights and the embedding do not fit), exactly as a cluster runs a
 # CPU preparation job before the GPU job.
-#   scripts/gpu/prepare.sh            then carry `.gpu` and run `bash scripts/gpu/bench.sh` (issue 3)
-#                                     or `bash scripts/gpu/paper-weak.sh` (issue 5) there.
+#   scripts/gpu/prepare.sh            then carry `.gpu` and run `bash scripts/gpu/bench.sh` (speed)
+#                                     or `bash scripts/gpu/paper-weak.sh` (the weak-augmentation pair) there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ZIP=${GPS_CIFAR10_ZIP:-../shared/data/cifar10-jpg.zip}
