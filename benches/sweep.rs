@@ -62,6 +62,7 @@ fn bench_report(c: &mut Criterion) {
             device: "NVIDIA H100".into(),
             resumed_from_epoch: None,
             backbone_init: None,
+            ..Default::default()
         };
         row::write_row(dir.path(), &ResultRow::new("bench", &spec, &outcome)).unwrap();
     }

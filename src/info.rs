@@ -95,7 +95,7 @@ impl InfoArgs {
         let mut failed = Vec::new();
         println!("{:<13} {:>22} {:>22} {:>8} {:>10}  result", "method", "SSL loss (device/fp32)", "probe (device/fp32)", "update", "samples/s");
         for method in selfcheck::METHODS {
-            let c = selfcheck::check_method(method, self.backbone, device, paths, &scratch)?;
+            let c = selfcheck::check_method(method, self.backbone, device, paths, &scratch, selfcheck::CheckSize::DEFAULT)?;
             println!(
                 "{:<13} {:>10.4} / {:<10.4} {:>10.4} / {:<10.4} {:>7.2}% {:>10.0}  {}",
                 method.as_str(),

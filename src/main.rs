@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use gps_ssl::{data, export, knn, prior, results, sweep, train, trained};
+use gps_ssl::{data, export, inspect, knn, results, sweep, train, trained};
 
 #[derive(Parser)]
 #[command(name = "gps", version, about = "GPS-SSL experiments: train, sweep on SLURM, report")]
@@ -21,7 +21,7 @@ enum Command {
     Data(data::cli::DataCommand),
     /// Check a prior before spending GPU hours on it.
     #[command(subcommand)]
-    Prior(prior::cli::PriorCommand),
+    Prior(inspect::PriorCommand),
     /// Micro-benchmarks printed from the CLI.
     #[command(subcommand)]
     Bench(BenchCommand),

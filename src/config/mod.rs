@@ -37,6 +37,13 @@ pub struct RunSpec {
     /// `false` keeps it as the first of the k, as the authors' configs without the filter do.
     pub exclude_self: bool,
     pub metric: Metric,
+    /// Which neighbours are candidates: the k nearest, or every one within a distance τ.
+    pub neighbours: NeighboursSpec,
+    /// Guided positives per anchor (the authors' `data.num_nns`): m candidates drawn with
+    /// replacement, 1 + m views per anchor. Above 1 for SimCLR and BYOL only.
+    pub positives: usize,
+    /// Rebuilding the neighbour table from the model being trained, every N epochs.
+    pub prior_refresh: PriorRefreshSpec,
     pub augmentation: AugmentationSpec,
     pub epochs: usize,
     pub batch_size: usize,
@@ -71,6 +78,9 @@ impl Default for RunSpec {
             k: 5,
             exclude_self: true,
             metric: Metric::L2,
+            neighbours: NeighboursSpec::default(),
+            positives: 1,
+            prior_refresh: PriorRefreshSpec::default(),
             augmentation: AugmentationSpec::default(),
             epochs: 200,
             batch_size: 256,
@@ -271,6 +281,100 @@ pub enum Metric {
     Cosine,
 }
 
+/// Which of an image's neighbours are its candidates (see `RunSpec::neighbours`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeighboursSpec {
+    /// `knn`: the k nearest. `radius`: every neighbour within τ among the `max_candidates`
+    /// nearest, with no cap at k (the authors' `nn_threshold`); an image with none keeps itself.
+    pub mode: NeighbourMode,
+    /// `radius`: a fixed τ, in the run's metric (squared Euclidean distance for `l2`, 1 − cosine
+    /// similarity for `cosine`). Set this or `adaptive`.
+    pub tau: Option<f64>,
+    /// `radius`: τ from the data, the authors' `threshold_mode: adaptive`: `mean+std`, `mean` or
+    /// `mean-std` of every image's `adaptive_k` nearest non-self distances, pooled.
+    pub adaptive: Option<TauStat>,
+    /// The neighbours per image an adaptive τ is computed from (the authors' `threshold_k`: 20).
+    pub adaptive_k: usize,
+    /// `radius`: the nearest neighbours per image whose distances are compared with τ (the
+    /// authors keep 2,047 of faiss' 2,048).
+    pub max_candidates: usize,
+}
+
+impl Default for NeighboursSpec {
+    fn default() -> Self {
+        NeighboursSpec { mode: NeighbourMode::Knn, tau: None, adaptive: None, adaptive_k: 20, max_candidates: 2047 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeighbourMode {
+    Knn,
+    Radius,
+}
+
+/// The statistic of the pooled nearest distances an adaptive τ is (the authors'
+/// `threshold_mode_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TauStat {
+    #[serde(rename = "mean+std")]
+    MeanPlusStd,
+    #[serde(rename = "mean")]
+    Mean,
+    #[serde(rename = "mean-std")]
+    MeanMinusStd,
+}
+
+/// Rebuilding the neighbour table from the model being trained (the authors' `data.reload_freq`
+/// and `nn_key`; see `RunSpec::prior_refresh`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorRefreshSpec {
+    /// 0: never (the prior's table throughout). N: every N epochs, the training set is embedded
+    /// by the model being trained (eval mode, no gradients) and the table rebuilt from it with the
+    /// run's `metric`, `k`, `exclude_self` and `neighbours`.
+    pub every_epochs: usize,
+    /// What embeds the images: the `backbone`'s pooled features (the authors' `nn_key: feats`) or
+    /// the method's `projector` output (`nn_key: z`).
+    pub features: RefreshFeatures,
+    /// When the first rebuild falls: `every` (after epoch N, then every N) or `authors` (after
+    /// epoch 2N, then every N: their data module counts its calls from −1).
+    pub first: RefreshStart,
+}
+
+impl Default for PriorRefreshSpec {
+    fn default() -> Self {
+        PriorRefreshSpec { every_epochs: 0, features: RefreshFeatures::Backbone, first: RefreshStart::Every }
+    }
+}
+
+impl PriorRefreshSpec {
+    /// Whether the table is rebuilt before 0-based epoch `epoch` starts.
+    pub fn due_before(&self, epoch: usize) -> bool {
+        let n = self.every_epochs;
+        let first = match self.first {
+            RefreshStart::Every => n,
+            RefreshStart::Authors => 2 * n,
+        };
+        n > 0 && epoch >= first && epoch.is_multiple_of(n)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefreshFeatures {
+    Backbone,
+    Projector,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefreshStart {
+    Every,
+    Authors,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentationSpec {
@@ -433,7 +537,20 @@ const ID_NEUTRAL_DEFAULTS: &[(&str, &str)] = &[
     ("prior_options.autoencoder_kernels", "null"),
     ("eval.resize", "null"),
     ("eval.center_crop", "null"),
+    ("positives", "1"),
+    ("neighbours.mode", "\"knn\""),
+    ("neighbours.tau", "null"),
+    ("neighbours.adaptive", "null"),
+    ("neighbours.adaptive_k", "20"),
+    ("neighbours.max_candidates", "2047"),
+    ("prior_refresh.every_epochs", "0"),
+    ("prior_refresh.features", "\"backbone\""),
+    ("prior_refresh.first", "\"every\""),
 ];
+
+/// Groups of fields added after runs were first recorded: once `ID_NEUTRAL_DEFAULTS` has taken
+/// out their fields at the defaults, an empty group leaves the canonical form too.
+const ID_NEUTRAL_GROUPS: &[&str] = &["neighbours", "prior_refresh"];
 
 /// Fields removed since runs were first recorded, with the value every earlier spec had by
 /// default: put back into the canonical form (when the fields that replaced them are at their
@@ -620,11 +737,90 @@ impl RunSpec {
         {
             bail!("fields `eval.center_crop` ({crop}) and `eval.resize` ({resize}): the centre crop must fit in the resized image");
         }
+        self.validate_positives()?;
         for (field, split) in [("dataset.train_split", &self.dataset.train_split), ("dataset.test_split", &self.dataset.test_split)] {
             if let Some(s) = split
                 && !matches!(s.as_str(), "train" | "val" | "test" | "trainval")
             {
                 bail!("field `{field}`: `{s}` is not a split; one of train, val, test, trainval (which ones a format has: see README, Data)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Where positives come from: `neighbours`, `positives` and `prior_refresh` make sense
+    /// together and with the prior and method; nothing is silently ignored.
+    fn validate_positives(&self) -> Result<()> {
+        let guided = self.prior.is_guided();
+        let nb = &self.neighbours;
+        match nb.mode {
+            NeighbourMode::Knn => {
+                if nb.tau.is_some() || nb.adaptive.is_some() {
+                    let field = if nb.tau.is_some() { "neighbours.tau" } else { "neighbours.adaptive" };
+                    bail!("field `{field}`: a distance threshold needs `neighbours.mode: radius` (with `knn` the candidates are the k nearest)");
+                }
+            }
+            NeighbourMode::Radius => {
+                if !guided {
+                    bail!(
+                        "field `neighbours.mode`: `radius` picks candidates among the prior's neighbours, and prior `none` has none; choose a prior or `knn`"
+                    );
+                }
+                match (nb.tau, nb.adaptive) {
+                    (Some(_), Some(_)) => bail!("fields `neighbours.tau` and `neighbours.adaptive`: set one (a fixed τ, or τ from the data), not both"),
+                    (None, None) => bail!("field `neighbours.tau`: `mode: radius` needs a fixed τ (`tau: 0.5`) or an adaptive one (`adaptive: mean+std`)"),
+                    (Some(t), None) if !(t.is_finite() && t > 0.0) => bail!("field `neighbours.tau`: must be a positive distance, got {t}"),
+                    _ => {}
+                }
+                if nb.max_candidates == 0 {
+                    bail!("field `neighbours.max_candidates`: must be at least 1");
+                }
+                if nb.adaptive.is_some() && !(1..=nb.max_candidates).contains(&nb.adaptive_k) {
+                    bail!(
+                        "field `neighbours.adaptive_k`: an adaptive τ is computed from 1 to `max_candidates` ({}) nearest distances, got {}",
+                        nb.max_candidates,
+                        nb.adaptive_k
+                    );
+                }
+            }
+        }
+        let m = self.positives;
+        if m == 0 {
+            bail!("field `positives`: must be at least 1 (guided positives per anchor)");
+        }
+        if m > 1 {
+            if !matches!(self.method, Method::Simclr | Method::Byol) {
+                bail!(
+                    "field `positives`: {m} positives per anchor are for simclr and byol (the authors' multi-positive InfoNCE and BYOL's sum over view pairs); method `{}` takes exactly 1",
+                    self.method.as_str()
+                );
+            }
+            if !guided {
+                bail!("field `positives`: several positives are drawn from the prior's candidates, and prior `none` has none; use 1 or choose a prior");
+            }
+            if m > self.k {
+                bail!(
+                    "field `positives`: {m} positives per anchor from k = {} candidates (the authors assert num_nns_choice >= num_nns); raise `k` or lower `positives`",
+                    self.k
+                );
+            }
+        }
+        let r = &self.prior_refresh;
+        if r.every_epochs > 0 {
+            if !guided {
+                bail!(
+                    "field `prior_refresh.every_epochs`: refreshing rebuilds the prior's neighbour table, and prior `none` has none; set it to 0 or choose a prior"
+                );
+            }
+            let first = match r.first {
+                RefreshStart::Every => r.every_epochs,
+                RefreshStart::Authors => 2 * r.every_epochs,
+            };
+            if first >= self.epochs {
+                bail!(
+                    "field `prior_refresh.every_epochs`: the first refresh would come after epoch {first} of a {}-epoch run, so it would never happen; lower it (or use `first: every`)",
+                    self.epochs
+                );
             }
         }
         Ok(())
@@ -642,6 +838,13 @@ impl RunSpec {
         }
         for (path, default) in ID_NEUTRAL_DEFAULTS {
             remove_if_default(&mut v, path, default);
+        }
+        if let serde_json::Value::Object(m) = &mut v {
+            for group in ID_NEUTRAL_GROUPS {
+                if m.get(*group).is_some_and(|g| g.as_object().is_some_and(|g| g.is_empty())) {
+                    m.remove(*group);
+                }
+            }
         }
         for (group, field, value) in LEGACY_CANONICAL {
             if let Some(serde_json::Value::Object(m)) = v.get_mut(*group) {

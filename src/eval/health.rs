@@ -122,8 +122,11 @@ impl HealthPairs {
 /// checkpointed loop state and of the result row.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HealthHistory {
+    #[serde(deserialize_with = "crate::serde_nan::list")]
     pub epoch_rankme: Vec<f64>,
+    #[serde(deserialize_with = "crate::serde_nan::list")]
     pub epoch_alignment: Vec<f64>,
+    #[serde(deserialize_with = "crate::serde_nan::list")]
     pub epoch_uniformity: Vec<f64>,
 }
 

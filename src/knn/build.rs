@@ -16,10 +16,27 @@ const BLOCK_BYTES: usize = 256 << 20;
 /// Ties are broken by the smaller index, so the table is the same on every device.
 pub fn build_table(emb: &Tensor, k: usize, metric: Metric, device: Device) -> Result<NeighbourTable> {
     let n = emb.size().first().copied().unwrap_or(0).max(1) as usize;
-    build_table_in_blocks(emb, k, metric, device, (BLOCK_BYTES / (4 * n)).clamp(1, n))
+    let (idx, _) = build_in_blocks(emb, k, metric, device, (BLOCK_BYTES / (4 * n)).clamp(1, n), false)?;
+    NeighbourTable::new(n, k, idx)
 }
 
+/// `build_table` with each neighbour's distance beside it (row-major, as the table): the squared
+/// Euclidean distance on raw features for `L2` (faiss' `IndexFlatL2`, as the authors'), 1 − cosine
+/// similarity for `Cosine`. What a distance threshold τ is compared with.
+pub fn build_with_distances(emb: &Tensor, k: usize, metric: Metric, device: Device) -> Result<(NeighbourTable, Vec<f32>)> {
+    let n = emb.size().first().copied().unwrap_or(0).max(1) as usize;
+    let (idx, distances) = build_in_blocks(emb, k, metric, device, (BLOCK_BYTES / (4 * n)).clamp(1, n), true)?;
+    Ok((NeighbourTable::new(n, k, idx)?, distances.expect("asked for")))
+}
+
+#[cfg(test)]
 fn build_table_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device, rows_per_block: usize) -> Result<NeighbourTable> {
+    let (idx, _) = build_in_blocks(emb, k, metric, device, rows_per_block, false)?;
+    NeighbourTable::new(emb.size()[0] as usize, k, idx)
+}
+
+/// The k best columns of every row (and, when asked, their distances).
+fn build_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device, rows_per_block: usize, distances: bool) -> Result<(Vec<u32>, Option<Vec<f32>>)> {
     if emb.dim() != 2 {
         bail!("embeddings must be [N, D], got {:?}", emb.size());
     }
@@ -41,6 +58,12 @@ fn build_table_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device,
         }
         Metric::Cosine => (normalize_rows(&x), None),
     };
+    // A distance from a score: ‖a‖² − (2a·b − ‖b‖²) for L2, 1 − cos for cosine.
+    let row_sq: Option<Vec<f32>> = match (&bias, distances) {
+        (Some(b), true) => Some(Vec::<f32>::try_from(-b.flatten(0, 1).to_device(Device::Cpu))?),
+        _ => None,
+    };
+    let mut scores = if distances { Some(vec![0f32; n * k]) } else { None };
     let xt = x.transpose(0, 1).contiguous();
     let idx = if device == Device::Cpu {
         // On the CPU the scores are a plain mm (the same GEMM as the floor) and the bias, the
@@ -58,19 +81,31 @@ fn build_table_in_blocks(emb: &Tensor, k: usize, metric: Metric, device: Device,
             // SAFETY: `dots` is a contiguous f32 CPU tensor of len x n elements (the first rows of
             // `buffer`), alive and not written while the slice is used.
             let dots = unsafe { std::slice::from_raw_parts(dots.data_ptr() as *const f32, len * n) };
-            top_k_rows_cpu(dots, n, start, bias.as_deref(), k, &mut idx[start * k..(start + len) * k]);
+            let block_scores = scores.as_mut().map(|s| &mut s[start * k..(start + len) * k]);
+            top_k_rows_cpu(dots, n, start, bias.as_deref(), k, &mut idx[start * k..(start + len) * k], block_scores);
         }
         idx
     } else {
-        top_k_rows_torch(&x, &xt, bias.as_ref(), k, device, rows_per_block)?
+        top_k_rows_torch(&x, &xt, bias.as_ref(), k, device, rows_per_block, scores.as_mut())?
     };
-    NeighbourTable::new(n, k, idx)
+    let distances = scores.map(|mut s| {
+        for (i, row) in s.chunks_mut(k).enumerate() {
+            for v in row {
+                *v = match &row_sq {
+                    Some(sq) => (sq[i] - *v).max(0.0),
+                    None => 1.0 - *v,
+                };
+            }
+        }
+        s
+    });
+    Ok((idx, distances))
 }
 
 /// The k best columns of each row of a block of dot products, in (score desc, index asc) order,
 /// the row's own column (`first_row + r`) excluded. score = 2·dot + bias[j] for L2 (bias = −‖b‖²),
 /// the dot itself for cosine. Rows are split over the CPU's threads.
-fn top_k_rows_cpu(dots: &[f32], n: usize, first_row: usize, bias: Option<&[f32]>, k: usize, out: &mut [u32]) {
+fn top_k_rows_cpu(dots: &[f32], n: usize, first_row: usize, bias: Option<&[f32]>, k: usize, out: &mut [u32], scores: Option<&mut [f32]>) {
     // Cosine is the L2 form with scale 1 and no bias: one scan for both.
     let zeros;
     let (scale, bias) = match bias {
@@ -83,9 +118,16 @@ fn top_k_rows_cpu(dots: &[f32], n: usize, first_row: usize, bias: Option<&[f32]>
     let rows = dots.len() / n;
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(rows.max(1));
     let rows_per_thread = rows.div_ceil(threads);
+    let mut no_scores = Vec::new();
+    let (scores, keep_scores) = match scores {
+        Some(s) => (s, true),
+        None => (no_scores.as_mut_slice(), false),
+    };
+    let mut score_chunks = scores.chunks_mut(rows_per_thread * k);
     std::thread::scope(|scope| {
         for (chunk, out) in out.chunks_mut(rows_per_thread * k).enumerate() {
             let r0 = chunk * rows_per_thread;
+            let mut score_out = if keep_scores { score_chunks.next() } else { None };
             scope.spawn(move || {
                 let mut scratch = RowScratch::default();
                 for (r, out) in out.chunks_mut(k).enumerate() {
@@ -94,6 +136,11 @@ fn top_k_rows_cpu(dots: &[f32], n: usize, first_row: usize, bias: Option<&[f32]>
                     top_k_of_row(row, scale, bias, this, k, &mut scratch);
                     for (o, &(_, j)) in out.iter_mut().zip(scratch.best.iter()) {
                         *o = j;
+                    }
+                    if let Some(s) = score_out.as_deref_mut() {
+                        for (o, &(v, _)) in s[r * k..(r + 1) * k].iter_mut().zip(scratch.best.iter()) {
+                            *o = v;
+                        }
                     }
                 }
             });
@@ -172,13 +219,22 @@ fn max_score(d: &[f32], scale: f32, b: &[f32]) -> f32 {
 }
 
 /// The device path: one addmm and one topk per block, then exact tie-breaking on the host.
-fn top_k_rows_torch(x: &Tensor, xt: &Tensor, bias: Option<&Tensor>, k: usize, device: Device, rows_per_block: usize) -> Result<Vec<u32>> {
+fn top_k_rows_torch(
+    x: &Tensor,
+    xt: &Tensor,
+    bias: Option<&Tensor>,
+    k: usize,
+    device: Device,
+    rows_per_block: usize,
+    mut scores: Option<&mut Vec<f32>>,
+) -> Result<Vec<u32>> {
     let n = x.size()[0] as usize;
     // Queries scaled by 2 once, so each block is a single addmm: -‖b‖² + (2a)·b.
     let x_query = if bias.is_some() { x * 2.0 } else { x.shallow_clone() };
     // One extra candidate tells whether the k-th place is tied with the first one left out.
     let take = (k + 1).min(n - 1);
     let mut out = Vec::with_capacity(n * k);
+    let mut out_scores = Vec::with_capacity(if scores.is_some() { n * k } else { 0 });
     for start in (0..n).step_by(rows_per_block) {
         let len = rows_per_block.min(n - start) as i64;
         let q = x_query.narrow(0, start as i64, len);
@@ -195,28 +251,32 @@ fn top_k_rows_torch(x: &Tensor, xt: &Tensor, bias: Option<&Tensor>, k: usize, de
         for r in 0..len as usize {
             let v = &vals[r * take..(r + 1) * take];
             let j = &idx[r * take..(r + 1) * take];
-            append_row_with_ties_by_index(&mut out, v, j, k, || Vec::<f32>::try_from(score.get(r as i64).to_device(Device::Cpu)).expect("score row"));
+            append_row_with_ties_by_index(&mut out, &mut out_scores, v, j, k, || {
+                Vec::<f32>::try_from(score.get(r as i64).to_device(Device::Cpu)).expect("score row")
+            });
         }
+    }
+    if let Some(s) = scores.as_deref_mut() {
+        *s = out_scores;
     }
     Ok(out.into_iter().map(|j| j as u32).collect())
 }
 
-/// Appends the k best of one row in (score desc, index asc) order. topk's order among equal scores
-/// is unspecified, so when the k-th score is tied with the next, the whole row is re-ranked
-/// exactly (rare: duplicates, the `labels` oracle).
-fn append_row_with_ties_by_index(out: &mut Vec<i64>, vals: &[f32], idx: &[i64], k: usize, full_row: impl FnOnce() -> Vec<f32>) {
+/// Appends the k best of one row (and their scores to `scores`) in (score desc, index asc) order.
+/// topk's order among equal scores is unspecified, so when the k-th score is tied with the next,
+/// the whole row is re-ranked exactly (rare: duplicates, the `labels` oracle).
+fn append_row_with_ties_by_index(out: &mut Vec<i64>, scores: &mut Vec<f32>, vals: &[f32], idx: &[i64], k: usize, full_row: impl FnOnce() -> Vec<f32>) {
     let tied_at_boundary = vals.len() > k && vals[k - 1] == vals[k];
-    if !tied_at_boundary {
-        let mut pairs: Vec<(f32, i64)> = vals[..k].iter().copied().zip(idx[..k].iter().copied()).collect();
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        out.extend(pairs.into_iter().map(|p| p.1));
-        return;
-    }
-    let row = full_row();
-    let threshold = vals[k - 1];
-    let mut pairs: Vec<(f32, i64)> = row.iter().enumerate().filter(|&(_, &s)| s >= threshold).map(|(j, &s)| (s, j as i64)).collect();
+    let mut pairs: Vec<(f32, i64)> = if !tied_at_boundary {
+        vals[..k].iter().copied().zip(idx[..k].iter().copied()).collect()
+    } else {
+        let threshold = vals[k - 1];
+        full_row().iter().enumerate().filter(|&(_, &s)| s >= threshold).map(|(j, &s)| (s, j as i64)).collect()
+    };
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    out.extend(pairs.into_iter().take(k).map(|p| p.1));
+    pairs.truncate(k);
+    scores.extend(pairs.iter().map(|p| p.0));
+    out.extend(pairs.into_iter().map(|p| p.1));
 }
 
 fn normalize_rows(x: &Tensor) -> Tensor {
@@ -334,13 +394,51 @@ mod tests {
         let sq = t.square().sum_dim_intlist(1, false, Kind::Float);
         let _guard = tch::no_grad_guard();
         for rows_per_block in [16, 150] {
-            let idx = top_k_rows_torch(&t, &t.transpose(0, 1).contiguous(), Some(&-sq.unsqueeze(0)), 6, Device::Cpu, rows_per_block).unwrap();
+            let mut scores = Vec::new();
+            let idx =
+                top_k_rows_torch(&t, &t.transpose(0, 1).contiguous(), Some(&-sq.unsqueeze(0)), 6, Device::Cpu, rows_per_block, Some(&mut scores)).unwrap();
             assert_eq!(idx, naive(&rows, 6, Metric::L2), "blocks of {rows_per_block}");
+            // Its scores are the CPU path's (2a·b − ‖b‖², the same ranking key).
+            let mut cpu_scores = vec![0f32; 150 * 6];
+            let dots = Vec::<f32>::try_from(t.mm(&t.transpose(0, 1)).flatten(0, 1)).unwrap();
+            let bias = Vec::<f32>::try_from(-sq.shallow_clone()).unwrap();
+            let mut cpu_idx = vec![0u32; 150 * 6];
+            top_k_rows_cpu(&dots, 150, 0, Some(&bias), 6, &mut cpu_idx, Some(&mut cpu_scores));
+            for (a, b) in scores.iter().zip(&cpu_scores) {
+                assert!((a - b).abs() <= 1e-3 * b.abs().max(1.0), "{a} vs {b}");
+            }
         }
         let dup = Tensor::from_slice(&[1f32, 1., 1., 1., 1., 1., 5., 5., 9., 9.]).view([5, 2]);
         let dup_sq = -dup.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0);
-        let idx = top_k_rows_torch(&dup, &dup.transpose(0, 1).contiguous(), Some(&dup_sq), 2, Device::Cpu, 5).unwrap();
+        let idx = top_k_rows_torch(&dup, &dup.transpose(0, 1).contiguous(), Some(&dup_sq), 2, Device::Cpu, 5, None).unwrap();
         assert_eq!(&idx[..6], &[1, 2, 0, 2, 0, 1], "ties broken by index");
+    }
+
+    /// Distances beside the table: squared Euclidean for L2, 1 − cosine for cosine, nearest first,
+    /// equal to the naive f64 ones.
+    #[test]
+    fn distances_are_squared_l2_and_one_minus_cosine() {
+        let (t, rows) = random_rows(200, 10, 4);
+        for metric in [Metric::L2, Metric::Cosine] {
+            let (table, d) = build_with_distances(&t, 7, metric, Device::Cpu).unwrap();
+            assert_eq!(table.as_slice(), naive(&rows, 7, metric).as_slice(), "{metric:?}");
+            for i in 0..200 {
+                let row = &d[i * 7..(i + 1) * 7];
+                assert!(row.windows(2).all(|w| w[0] <= w[1] + 1e-5), "{metric:?} row {i} nearest first: {row:?}");
+                for (c, &j) in table.row(i).iter().enumerate() {
+                    let (a, b) = (&rows[i], &rows[j as usize]);
+                    let want = match metric {
+                        Metric::L2 => a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>(),
+                        Metric::Cosine => {
+                            let dot: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
+                            let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+                            1.0 - dot / (norm(a) * norm(b))
+                        }
+                    };
+                    assert!((row[c] as f64 - want).abs() <= 1e-4 * want.abs().max(1.0), "{metric:?} ({i}, {j}): {} vs {want}", row[c]);
+                }
+            }
+        }
     }
 
     #[test]

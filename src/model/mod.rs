@@ -7,6 +7,7 @@ mod resnet;
 mod small_cnn;
 
 pub use heads::{Mlp, MlpLayer};
+pub use resnet::ResNet;
 
 use crate::config::Backbone as BackboneKind;
 use crate::recipe::Stem;

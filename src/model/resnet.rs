@@ -70,6 +70,11 @@ impl ResNet {
         Self::new(p, in_channels, [3, 4, 6, 3], true, stem)
     }
 
+    /// torchvision's ResNet-101 (a prior: `imagenet-resnet101`).
+    pub fn resnet101(p: &nn::Path, in_channels: i64, stem: Stem) -> ResNet {
+        Self::new(p, in_channels, [3, 4, 23, 3], true, stem)
+    }
+
     fn new(p: &nn::Path, in_channels: i64, layers: [usize; 4], bottleneck: bool, stem: Stem) -> ResNet {
         let expansion = if bottleneck { 4 } else { 1 };
         let conv1 = match stem {

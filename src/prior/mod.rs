@@ -5,12 +5,12 @@
 //! dataset's content, the prior and its options (and the seed for seeded priors), so every run
 //! of a sweep that shares them shares one embedding.
 mod autoencoder;
-pub mod cli;
 mod embeddings_file;
+mod finished_run;
+pub mod imagenet_resnet;
 mod labels;
 mod mobilenet;
 mod pixels;
-pub mod resnet50;
 mod torchscript;
 
 pub use mobilenet::{MOBILENET_WEIGHTS_FILE, mobilenet_weights_path};
@@ -50,7 +50,16 @@ pub fn make(prior: &PriorSpec, opts: &PriorOptions, input: &PriorInput, seed: u6
         PriorSpec::Pixels => Box::new(pixels::Pixels { input_size: input.size }),
         PriorSpec::Labels => Box::new(labels::LabelOracle { seed }),
         PriorSpec::ImagenetMobilenetv2 => Box::new(mobilenet::MobileNetV2Prior::new(input.clone(), cache_dir)?),
-        PriorSpec::ImagenetResnet50 => Box::new(resnet50::ResNet50Prior::new(opts.weights.as_deref(), input.clone())?),
+        PriorSpec::ImagenetResnet18 => {
+            Box::new(imagenet_resnet::ImagenetResnetPrior::new(imagenet_resnet::Depth::R18, opts.weights.as_deref(), input.clone())?)
+        }
+        PriorSpec::ImagenetResnet50 => {
+            Box::new(imagenet_resnet::ImagenetResnetPrior::new(imagenet_resnet::Depth::R50, opts.weights.as_deref(), input.clone())?)
+        }
+        PriorSpec::ImagenetResnet101 => {
+            Box::new(imagenet_resnet::ImagenetResnetPrior::new(imagenet_resnet::Depth::R101, opts.weights.as_deref(), input.clone())?)
+        }
+        PriorSpec::Run(path) => Box::new(finished_run::FinishedRunPrior::new(path, input.clone())?),
         PriorSpec::Autoencoder => Box::new(autoencoder::AutoencoderPrior::new(opts, input.clone(), seed)?),
         PriorSpec::Torchscript(file) => Box::new(torchscript::TorchScriptPrior::new(file, input.size)?),
         PriorSpec::Embeddings(file) => Box::new(embeddings_file::EmbeddingsFile::new(file)?),

@@ -50,6 +50,11 @@ pub struct ResultRow {
     pub backbone_init: Option<String>,
     /// Offline linear evaluation (`gps eval linear`): null until it has run.
     pub linear: Option<LinearEval>,
+    /// τ and the candidates per image of a prior's table within a distance (null for k nearest).
+    pub tau: Option<f64>,
+    pub candidates: Option<crate::train::CandidateStats>,
+    /// The neighbour table's rebuilds from the model being trained (empty lists without any).
+    pub refresh: crate::train::checkpoint::RefreshHistory,
     pub git_rev: String,
     /// The command line that produced the row (`gps task <sweep> --index I ...`), shell-quoted.
     pub command: String,
@@ -90,6 +95,10 @@ pub fn added_column(name: &str) -> Option<DataType> {
         "linear_top1" | "linear_lr" => Some(DataType::Float64),
         "linear_epochs" | "numerics" => Some(DataType::Int64),
         "backbone_init" => Some(DataType::String),
+        "tau" | "candidates_mean" | "candidates_median" | "candidates_self_only" => Some(DataType::Float64),
+        "candidates_min" | "candidates_max" => Some(DataType::Int64),
+        "refresh_epochs" => Some(DataType::List(Box::new(DataType::Int64))),
+        "refresh_purity" | "refresh_s" | "refresh_tau" => Some(DataType::List(Box::new(DataType::Float64))),
         _ => None,
     }
 }
@@ -132,6 +141,9 @@ impl ResultRow {
             resumed_from_epoch: outcome.resumed_from_epoch.map(|e| e as i64),
             backbone_init: outcome.backbone_init.clone(),
             linear: None,
+            tau: outcome.tau,
+            candidates: outcome.candidates,
+            refresh: outcome.refresh.clone(),
             git_rev: git_revision(),
             command: command_line(),
             sweep_description: None,
@@ -190,6 +202,16 @@ impl ResultRow {
             s("finished_at", &self.finished_at),
             s("spec_json", &self.spec_json),
             Column::new("numerics".into(), [self.numerics]),
+            Column::new("tau".into(), [self.tau]),
+            Column::new("candidates_mean".into(), [self.candidates.map(|c| c.mean)]),
+            Column::new("candidates_median".into(), [self.candidates.map(|c| c.median)]),
+            Column::new("candidates_min".into(), [self.candidates.map(|c| c.min as i64)]),
+            Column::new("candidates_max".into(), [self.candidates.map(|c| c.max as i64)]),
+            Column::new("candidates_self_only".into(), [self.candidates.map(|c| c.self_only)]),
+            Column::new("refresh_epochs".into(), [Series::new("".into(), self.refresh.epochs.iter().map(|&e| e as i64).collect::<Vec<i64>>())]),
+            Column::new("refresh_purity".into(), [list(&self.refresh.purity)]),
+            Column::new("refresh_s".into(), [list(&self.refresh.seconds)]),
+            Column::new("refresh_tau".into(), [list(&self.refresh.tau)]),
         ];
         columns.extend(LinearEval::columns(self.linear.as_ref()));
         Ok(DataFrame::new(1, columns)?)

@@ -23,6 +23,10 @@ impl SslMethod for BarlowTwins {
     fn loss(&mut self, v: &Views) -> Tensor {
         barlow_twins_loss(&v.f1.apply_t(&self.projector, true), &v.f2.apply_t(&self.projector, true), LAMBDA, SCALE)
     }
+
+    fn project(&self, f: &Tensor) -> Tensor {
+        f.apply_t(&self.projector, false)
+    }
 }
 
 /// BN(affine=False) on each view (batch statistics, biased variance, eps 1e-5), c = z1ᵀz2/N,
@@ -84,7 +88,7 @@ mod tests {
         let mut losses = Vec::new();
         for _ in 0..10 {
             let (f1, f2) = (backbone.forward_t(&x1, true), backbone.forward_t(&x2, true));
-            let loss = method.loss(&Views { x1: &x1, x2: &x2, f1: &f1, f2: &f2 });
+            let loss = method.loss(&Views { x1: &x1, x2: &x2, f1: &f1, f2: &f2, extra: &[] });
             losses.push(loss.double_value(&[]));
             opt.backward_step(&loss);
         }

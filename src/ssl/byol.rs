@@ -65,14 +65,24 @@ impl Byol {
 
 impl SslMethod for Byol {
     fn loss(&mut self, v: &Views) -> Tensor {
-        let p1 = v.f1.apply_t(&self.projector, true).apply_t(&self.predictor, true);
-        let p2 = v.f2.apply_t(&self.projector, true).apply_t(&self.predictor, true);
-        let (zm1, zm2) = tch::no_grad(|| {
-            let t1 = self.target_backbone.forward_t(v.x1, true).apply_t(&self.target_projector, true);
-            let t2 = self.target_backbone.forward_t(v.x2, true).apply_t(&self.target_projector, true);
-            (t1, t2)
-        });
-        byol_loss(&p1, &p2, &zm1, &zm2)
+        let predict = |f: &Tensor| f.apply_t(&self.projector, true).apply_t(&self.predictor, true);
+        let target = |x: &Tensor| tch::no_grad(|| self.target_backbone.forward_t(x, true).apply_t(&self.target_projector, true));
+        let (p1, p2) = (predict(v.f1), predict(v.f2));
+        let (zm1, zm2) = (target(v.x1), target(v.x2));
+        if v.extra.is_empty() {
+            return byol_loss(&p1, &p2, &zm1, &zm2);
+        }
+        let mut ps = vec![p1, p2];
+        let mut zms = vec![zm1, zm2];
+        for (x, f) in v.extra {
+            ps.push(predict(f));
+            zms.push(target(x));
+        }
+        byol_multi_loss(&ps, &zms)
+    }
+
+    fn project(&self, f: &Tensor) -> Tensor {
+        f.apply_t(&self.projector, false)
     }
 
     fn after_step(&mut self, progress: f64) {
@@ -106,11 +116,28 @@ pub fn byol_loss(p1: &Tensor, p2: &Tensor, zm1: &Tensor, zm2: &Tensor) -> Tensor
 }
 
 fn byol_loss_fp32(p1: &Tensor, p2: &Tensor, zm1: &Tensor, zm2: &Tensor) -> Tensor {
-    let term = |p: &Tensor, z: &Tensor| {
-        let cos = (normalize(&p.to_kind(Kind::Float)) * normalize(&z.detach().to_kind(Kind::Float))).sum_dim_intlist(1, false, Kind::Float);
-        (cos * -2.0 + 2.0).mean(Kind::Float)
-    };
-    term(p1, zm2) + term(p2, zm1)
+    byol_term(p1, zm2) + byol_term(p2, zm1)
+}
+
+/// `2 − 2 cos(p, z)`, the mean over the batch (solo-learn's `byol_loss_func`, simplified).
+fn byol_term(p: &Tensor, z: &Tensor) -> Tensor {
+    let cos = (normalize(&p.to_kind(Kind::Float)) * normalize(&z.detach().to_kind(Kind::Float))).sum_dim_intlist(1, false, Kind::Float);
+    (cos * -2.0 + 2.0).mean(Kind::Float)
+}
+
+/// BYOL over V views (`solo/methods/byol.py:196-198`): the sum, not the mean, over every view
+/// v1 and every other view v2 of the loss between v2's prediction and v1's momentum projection.
+/// With V = 2 it is `byol_loss`.
+pub fn byol_multi_loss(ps: &[Tensor], zms: &[Tensor]) -> Tensor {
+    fp32(|| {
+        let mut total = Tensor::zeros([], (Kind::Float, ps[0].device()));
+        for (v1, zm) in zms.iter().enumerate() {
+            for (_, p) in ps.iter().enumerate().filter(|&(v2, _)| v2 != v1) {
+                total += byol_term(p, zm);
+            }
+        }
+        total
+    })
 }
 
 #[cfg(test)]

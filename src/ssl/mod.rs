@@ -8,9 +8,9 @@ mod simclr;
 mod vicreg;
 
 pub use barlow_twins::{BarlowTwins, barlow_twins_loss};
-pub use byol::{Byol, byol_loss};
+pub use byol::{Byol, byol_loss, byol_multi_loss};
 pub use nnclr::{Nnclr, nearest_neighbours, nnclr_loss};
-pub use simclr::{SimClr, simclr_loss};
+pub use simclr::{SimClr, simclr_loss, simclr_multi_loss};
 pub use vicreg::{VicReg, vicreg_loss};
 
 use crate::config::{Backbone as BackboneKind, Method};
@@ -25,11 +25,17 @@ pub struct Views<'a> {
     /// Online backbone features of x1 and x2 [B, F].
     pub f1: &'a Tensor,
     pub f2: &'a Tensor,
+    /// Views 3 and on, (images, features), with several guided positives per anchor
+    /// (`positives` > 1: DA(anchor), DA(positive 1), ..., DA(positive m)); empty otherwise.
+    pub extra: &'a [(Tensor, Tensor)],
 }
 
 pub trait SslMethod {
     /// The method's loss for one batch (a scalar with gradients into the online network).
     fn loss(&mut self, v: &Views) -> Tensor;
+    /// The projector's output for backbone features `f`, in eval mode: what a refresh of the
+    /// neighbour table with `prior_refresh.features: projector` embeds (the authors' `nn_key: z`).
+    fn project(&self, f: &Tensor) -> Tensor;
     /// Called after each optimizer step; `progress` = steps done / total steps (BYOL's momentum).
     fn after_step(&mut self, _progress: f64) {}
     /// State outside the online VarStore that a checkpoint must hold (target network, queue).

@@ -52,6 +52,11 @@ impl SslMethod for Nnclr {
         loss
     }
 
+    /// ℓ2-normalised, as the authors' NNCLR returns its `z`.
+    fn project(&self, f: &Tensor) -> Tensor {
+        normalize(&f.apply_t(&self.projector, false).to_kind(Kind::Float))
+    }
+
     fn state(&self) -> Vec<(String, Tensor)> {
         vec![("queue".into(), self.queue.shallow_clone()), ("queue_ptr".into(), Tensor::from(self.ptr))]
     }

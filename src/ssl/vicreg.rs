@@ -19,6 +19,10 @@ impl SslMethod for VicReg {
     fn loss(&mut self, v: &Views) -> Tensor {
         vicreg_loss(&v.f1.apply_t(&self.projector, true), &v.f2.apply_t(&self.projector, true))
     }
+
+    fn project(&self, f: &Tensor) -> Tensor {
+        f.apply_t(&self.projector, false)
+    }
 }
 
 /// 25·MSE(z1, z2) + 25·Σ_views mean relu(1 − √(var + 1e-4)) + 1·Σ_views Σ offdiag(cov)²/D,

@@ -1,5 +1,5 @@
-//! Prior embeddings and neighbour tables are shared by every run with the same dataset, prior and
-//! k: computing them once, before the tasks that need them, instead of once per task, is the
+//! Prior embeddings and neighbour tables are shared by every run with the same dataset, prior,
+//! k and neighbour rule (`neighbours::table_key`): computing them once, before the tasks that need them, instead of once per task, is the
 //! difference between minutes and hours on a big grid. `gps sweep submit` runs this as its own
 //! job that the array depends on; `gps sweep run` runs it before starting its workers.
 
@@ -8,20 +8,11 @@ use crate::config::RunSpec;
 use anyhow::Result;
 use std::collections::BTreeMap;
 
-/// What a preparation depends on: the runs in one group share one cache entry.
-fn group_key(spec: &RunSpec) -> String {
-    serde_json::json!({
-        "dataset": spec.dataset, "prior": spec.prior, "prior_options": spec.prior_options,
-        "k": spec.k, "metric": spec.metric,
-    })
-    .to_string()
-}
-
 /// One representative run per (dataset, prior, k) group among the guided runs.
 pub fn groups<'a>(runs: &[&'a PlannedRun]) -> Vec<&'a PlannedRun> {
     let mut by_key: BTreeMap<String, &PlannedRun> = BTreeMap::new();
     for run in runs.iter().filter(|r| r.spec.prior.is_guided()) {
-        by_key.entry(group_key(&run.spec)).or_insert(run);
+        by_key.entry(crate::neighbours::table_key(&run.spec)).or_insert(run);
     }
     let mut reps: Vec<&PlannedRun> = by_key.into_values().collect();
     reps.sort_by_key(|r| r.index);

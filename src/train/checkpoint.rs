@@ -19,7 +19,9 @@ pub struct LoopState {
     /// Steps done inside the current epoch (resume continues the same permutation there).
     pub step_in_epoch: usize,
     pub global_step: u64,
+    #[serde(deserialize_with = "crate::serde_nan::list")]
     pub epoch_losses: Vec<f64>,
+    #[serde(deserialize_with = "crate::serde_nan::list")]
     pub epoch_probe_top1: Vec<f64>,
     pub best_probe_top1: f64,
     pub best_epoch: usize,
@@ -33,10 +35,33 @@ pub struct LoopState {
     /// Representation health per epoch (absent from checkpoints written before it was recorded).
     #[serde(default)]
     pub health: crate::eval::health::HealthHistory,
+    /// Every rebuild of the neighbour table from the model being trained so far (`prior_refresh`);
+    /// the rebuilt table itself is among the checkpoint's tensors (`table.*`).
+    #[serde(default)]
+    pub refresh: RefreshHistory,
     /// The numerics version of the code that wrote the checkpoint (`crate::numerics`; None in
     /// checkpoints written before it was recorded). A run resumes only under the same version.
     #[serde(default)]
     pub numerics: Option<u32>,
+}
+
+/// The neighbour table's rebuilds from the model being trained, one entry each.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefreshHistory {
+    /// The epochs the rebuild came after (the table served from the next epoch on).
+    pub epochs: Vec<usize>,
+    /// The rebuilt table's label purity: the share of candidates with their image's label.
+    #[serde(deserialize_with = "crate::serde_nan::list")]
+    pub purity: Vec<f64>,
+    /// Seconds each rebuild took (embedding the training set and building the table).
+    #[serde(deserialize_with = "crate::serde_nan::list")]
+    pub seconds: Vec<f64>,
+    /// τ of each rebuild, with candidates within a distance (NaN for a k-nearest table).
+    #[serde(deserialize_with = "crate::serde_nan::list")]
+    pub tau: Vec<f64>,
+    /// The mean number of candidates per image after each rebuild.
+    #[serde(deserialize_with = "crate::serde_nan::list")]
+    pub candidates_mean: Vec<f64>,
 }
 
 pub fn save(dir: &Path, state: &LoopState, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {

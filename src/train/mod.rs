@@ -37,7 +37,7 @@ pub struct TrainOptions {
 }
 
 /// The metrics and timings of a finished run (one result row).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunOutcome {
     /// Online linear probe top-1 on the test split, best epoch and last epoch (fractions in [0,1]).
     pub probe_top1_best: f64,
@@ -66,6 +66,26 @@ pub struct RunOutcome {
     /// `backbone_init`: the weights file and its sha256 (`<path> sha256:<16 hex>`).
     #[serde(default)]
     pub backbone_init: Option<String>,
+    /// τ of the prior's candidates within a distance (`neighbours.mode: radius`).
+    #[serde(default)]
+    pub tau: Option<f64>,
+    /// How many candidates the prior's table within τ gives each image.
+    #[serde(default)]
+    pub candidates: Option<CandidateStats>,
+    /// The neighbour table's rebuilds from the model being trained (`prior_refresh`).
+    #[serde(default)]
+    pub refresh: checkpoint::RefreshHistory,
+}
+
+/// Candidates per image of a table within a distance, and the share of images left with only
+/// themselves.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CandidateStats {
+    pub mean: f64,
+    pub median: f64,
+    pub min: usize,
+    pub max: usize,
+    pub self_only: f64,
 }
 
 /// The run stopped on SIGTERM/SIGUSR1 after writing a checkpoint; rerunning resumes it.
@@ -167,7 +187,7 @@ mod tests {
         let train = quadrants(n, 1);
         let table = NeighbourTable::identity(train.len());
         let recipe = crate::recipe::Recipe::resolve(&tiny_spec(Method::Simclr), &train).unwrap();
-        Prepared { train, test: quadrants(64, 2), recipe, table }
+        Prepared { train, test: quadrants(64, 2), recipe, table, tau: None }
     }
 
     fn loss_falls(method: Method, batch: usize, optimizer: crate::config::OptimizerKind) {

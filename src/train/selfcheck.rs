@@ -54,24 +54,40 @@ fn synthetic(n: i64, side: i64, seed: u64) -> Dataset {
         .expect("synthetic data is consistent")
 }
 
-/// The run spec the check trains: `method` on `backbone`, 32 px images, batch 32, a fixed
-/// neighbour table (so GPS's sampling runs too), strong augmentation (every pixel op).
-fn spec(method: Method, backbone: Backbone) -> RunSpec {
-    let mut s = RunSpec { method, backbone, prior: PriorSpec::Labels, batch_size: 32, epochs: 1, ..Default::default() };
+/// How much the check computes: the side of its synthetic images, its batch, and the steps it
+/// times. What it verifies does not depend on the size; the time does, a lot on CPUs without
+/// native bf16, where autocast's kernels are emulated (small CNN, debug build, on the 2-core
+/// development machine: 143 s at 32 px and batch 32, 68 s at the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckSize {
+    pub side: i64,
+    pub batch: usize,
+    pub timed_steps: usize,
+}
+
+impl CheckSize {
+    /// What `gps info --check` runs: 16 px, batch 16, 3 timed steps.
+    pub const DEFAULT: CheckSize = CheckSize { side: 16, batch: 16, timed_steps: 3 };
+}
+
+/// The run spec the check trains: `method` on `backbone` at `size`, a fixed neighbour table (so
+/// GPS's sampling runs too), strong augmentation (every pixel op).
+fn spec(method: Method, backbone: Backbone, size: CheckSize) -> RunSpec {
+    let mut s = RunSpec { method, backbone, prior: PriorSpec::Labels, batch_size: size.batch, epochs: 1, ..Default::default() };
     s.dataset.name = "gps-selfcheck".into();
     s.optimizer.warmup_epochs = 0;
     s
 }
 
-fn prepared(spec: &RunSpec) -> Result<Prepared> {
-    let train = synthetic(128, 32, 1);
-    let test = synthetic(32, 32, 2);
+fn prepared(spec: &RunSpec, size: CheckSize) -> Result<Prepared> {
+    let train = synthetic(4 * size.batch as i64, size.side, 1);
+    let test = synthetic(size.batch as i64, size.side, 2);
     let n = train.len();
     // Each image's 3 candidates: the next images of its class (4 classes, in turn).
     let idx: Vec<u32> = (0..n).flat_map(|i| (1..=3).map(move |j| ((i + 4 * j) % n) as u32)).collect();
     let table = NeighbourTable::new(n, 3, idx)?;
     let recipe = crate::recipe::Recipe::resolve(spec, &train)?;
-    Ok(Prepared { train, test, recipe, table })
+    Ok(Prepared { train, test, recipe, table, tau: None })
 }
 
 fn relative(a: f64, b: f64) -> f64 {
@@ -79,11 +95,11 @@ fn relative(a: f64, b: f64) -> f64 {
 }
 
 /// Checks `method` on `device` with `paths` against fp32 on the CPU.
-pub fn check_method(method: Method, backbone: Backbone, device: Device, paths: ExecPaths, scratch: &std::path::Path) -> Result<MethodCheck> {
-    let spec = spec(method, backbone);
+pub fn check_method(method: Method, backbone: Backbone, device: Device, paths: ExecPaths, scratch: &std::path::Path, size: CheckSize) -> Result<MethodCheck> {
+    let spec = spec(method, backbone, size);
     let mut problems = Vec::new();
-    let mut reference = Trainer::with_paths(&spec, prepared(&spec)?, Device::Cpu, ExecPaths::fp32())?;
-    let mut on_device = Trainer::with_paths(&spec, prepared(&spec)?, device, paths)?;
+    let mut reference = Trainer::with_paths(&spec, prepared(&spec, size)?, Device::Cpu, ExecPaths::fp32())?;
+    let mut on_device = Trainer::with_paths(&spec, prepared(&spec, size)?, device, paths)?;
     on_device.copy_weights_from(&reference)?;
     let before: Vec<(String, Tensor)> = sorted(reference.variables());
 
@@ -96,7 +112,7 @@ pub fn check_method(method: Method, backbone: Backbone, device: Device, paths: E
     let update_difference = step.update_difference;
 
     // Throughput on the device.
-    let steps = 3;
+    let steps = size.timed_steps;
     let started = Instant::now();
     on_device.check_steps(steps)?;
     let samples_per_s = (steps * spec.batch_size) as f64 / started.elapsed().as_secs_f64();
@@ -107,7 +123,7 @@ pub fn check_method(method: Method, backbone: Backbone, device: Device, paths: E
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     on_device.checkpoint_to(&dir)?;
-    let mut resumed = Trainer::with_paths(&spec, prepared(&spec)?, device, paths)?;
+    let mut resumed = Trainer::with_paths(&spec, prepared(&spec, size)?, device, paths)?;
     match resumed.resume(&dir)? {
         None => problems.push("the checkpoint written on the device was not found again".into()),
         Some(_) => {

@@ -16,23 +16,28 @@ pub struct StepLosses {
     pub probe: Tensor,
 }
 
-/// `x`: the two augmented views [B, C, H, W]; `y`: each view's labels [B].
-/// `autocast`: bf16 autocast on this device's type (None: fp32).
+/// `x`: the augmented views [B, C, H, W]: two, or 1 + m with several positives per anchor; `y`:
+/// each view's labels [B]. `autocast`: bf16 autocast on this device's type (None: fp32).
 pub fn losses(
     backbone: &dyn Backbone,
     method: &mut dyn SslMethod,
     probe: &nn::Linear,
-    x: [&Tensor; 2],
-    y: [&Tensor; 2],
+    x: &[&Tensor],
+    y: &[&Tensor],
     autocast: Option<tch::Device>,
 ) -> StepLosses {
     crate::exec::autocast(autocast, || {
         let f1 = backbone.forward_t(x[0], true);
         let f2 = backbone.forward_t(x[1], true);
-        let ssl = method.loss(&Views { x1: x[0], x2: x[1], f1: &f1, f2: &f2 });
+        let extra: Vec<(Tensor, Tensor)> = x[2..].iter().map(|x| (x.shallow_clone(), backbone.forward_t(x, true))).collect();
+        let ssl = method.loss(&Views { x1: x[0], x2: x[1], f1: &f1, f2: &f2, extra: &extra });
         let ce = |f: &Tensor, y: &Tensor| probe.forward_t(&f.detach(), true).to_kind(Kind::Float).cross_entropy_for_logits(y);
-        let probe_loss = (ce(&f1, y[0]) + ce(&f2, y[1])) / 2.0;
-        StepLosses { ssl, probe: probe_loss }
+        // The probe learns every view with its own label, its cross-entropies averaged over the views.
+        let mut probe_loss = ce(&f1, y[0]) + ce(&f2, y[1]);
+        for ((_, f), y) in extra.iter().zip(&y[2..]) {
+            probe_loss += ce(f, y);
+        }
+        StepLosses { ssl, probe: probe_loss / x.len() as f64 }
     })
 }
 

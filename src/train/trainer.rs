@@ -27,6 +27,11 @@ const STREAM_POSITIVES: u64 = 2;
 const STREAM_AUG_ANCHOR: u64 = 3;
 const STREAM_AUG_POSITIVE: u64 = 4;
 const STREAM_HEALTH: u64 = 5;
+/// The stream of the j-th of several positives: positive 0 keeps the single positive's stream,
+/// the others get streams of their own (above every stream above).
+fn stream(base: u64, j: u64) -> u64 {
+    if j == 0 { base } else { base + 16 * j }
+}
 /// Read the loss back from the device this often (each read is a synchronisation).
 const LOSS_CHECK_EVERY: usize = 20;
 
@@ -85,6 +90,10 @@ pub struct Trainer<'a> {
     /// View 1's and view 2's pipelines (they differ for the authors' asymmetric baselines).
     augmenters: [Augmenter; 2],
     sampler: PositiveSampler,
+    /// τ of the prior's table (candidates within a distance), for the row.
+    prior_tau: Option<f64>,
+    /// How many candidates the prior's table gives each image (None for a k-nearest table).
+    prior_candidates: Option<(crate::knn::CandidateCounts, f64)>,
     /// The fixed positive pairs on which alignment and uniformity are measured.
     health_pairs: HealthPairs,
     train_images: Tensor,
@@ -174,6 +183,8 @@ impl<'a> Trainer<'a> {
         let augmenters = view_pipelines(&spec.augmentation, spec.method, guided).map(|p| Augmenter::new(p, mean, std, device).with_crop(recipe.crop));
         let eval = recipe.eval;
         let train_labels_cpu = data.train.labels_vec();
+        let prior_candidates = data.table.fixed_k().is_none().then(|| (data.table.candidate_counts(), data.table.self_only_share()));
+        let prior_tau = data.tau;
         let sampler = PositiveSampler::new(data.table);
         let health_pairs = HealthPairs::new(n, &sampler, spec.seed, STREAM_HEALTH, device);
         Ok(Trainer {
@@ -186,6 +197,8 @@ impl<'a> Trainer<'a> {
             schedule,
             augmenters,
             sampler,
+            prior_tau,
+            prior_candidates,
             health_pairs,
             train_images: data.train.images.to_device(device),
             train_labels: data.train.labels.to_device(device),
@@ -236,6 +249,14 @@ impl<'a> Trainer<'a> {
         };
         self.opt.load_state(&strip("opt."))?;
         self.method.load_state(&strip("method."))?;
+        // A table rebuilt from the model (`prior_refresh`) belongs to the run: the resumed run
+        // draws from the one the uninterrupted run would.
+        if let Some(table) = crate::knn::NeighbourTable::from_tensors(&tensors, "table.")? {
+            if table.len() != self.train_labels_cpu.len() {
+                bail!("checkpoint {}: its neighbour table covers {} images, the training set has {}", path.display(), table.len(), self.train_labels_cpu.len());
+            }
+            self.sampler = PositiveSampler::new(table);
+        }
         let epoch = state.epoch;
         eprintln!("resuming from {} (epoch {}, step {})", path.display(), state.epoch, state.global_step);
         self.state = state;
@@ -247,6 +268,9 @@ impl<'a> Trainer<'a> {
         let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
         tensors.extend(self.opt.state().into_iter().map(|(n, t)| (format!("opt.{n}"), t)));
         tensors.extend(self.method.state().into_iter().map(|(n, t)| (format!("method.{n}"), t)));
+        if !self.state.refresh.epochs.is_empty() {
+            tensors.extend(self.sampler.table().to_tensors().into_iter().map(|(n, t)| (format!("table.{n}"), t)));
+        }
         checkpoint::save(dir, &self.state, tensors)?;
         Ok(())
     }
@@ -259,6 +283,10 @@ impl<'a> Trainer<'a> {
         let b = spec.batch_size;
         while self.state.epoch < spec.epochs {
             let epoch = self.state.epoch;
+            if spec.prior_refresh.due_before(epoch) && !self.state.refresh.epochs.contains(&epoch) {
+                self.refresh_table()?;
+                reporter.message(self.refresh_message());
+            }
             let perm = SplitMix64::for_step(spec.seed, STREAM_PERMUTATION, epoch as u64).permutation(self.train_images.size()[0] as usize);
             let started = Instant::now();
             let mut samples = 0u64;
@@ -325,25 +353,73 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
+    /// Rebuilds the neighbour table from the model being trained (`prior_refresh`), before
+    /// epoch `self.state.epoch`: the whole training set embedded in eval mode without gradients
+    /// (the authors' `get_embeddings` sets neither: README, Refresh), by the backbone or the
+    /// projector, its images as the evaluation sees them (the authors' `noTransform`: the crop
+    /// size, the dataset's statistics), then the table built as the prior's was.
+    fn refresh_table(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let features = self.extractor().features(&self.train_images);
+        let emb = match self.spec.prior_refresh.features {
+            crate::config::RefreshFeatures::Backbone => features,
+            crate::config::RefreshFeatures::Projector => {
+                let _guard = tch::no_grad_guard();
+                crate::exec::autocast(self.autocast, || self.method.project(&features)).to_kind(Kind::Float)
+            }
+        };
+        let (table, tau) = crate::neighbours::table_from_embedding(self.spec, &emb, self.device).context("rebuilding the neighbour table from the model")?;
+        let (purity, _) = table.label_purity(&self.train_labels_cpu, self.num_classes);
+        let r = &mut self.state.refresh;
+        r.epochs.push(self.state.epoch);
+        r.purity.push(purity);
+        r.seconds.push(started.elapsed().as_secs_f64());
+        r.tau.push(tau.unwrap_or(f64::NAN));
+        r.candidates_mean.push(table.candidate_counts().mean);
+        self.sampler = PositiveSampler::new(table);
+        Ok(())
+    }
+
+    fn refresh_message(&self) -> String {
+        let r = &self.state.refresh;
+        let last = r.epochs.len() - 1;
+        let tau = if r.tau[last].is_nan() { String::new() } else { format!(", τ {:.4}, {:.1} candidates per image", r.tau[last], r.candidates_mean[last]) };
+        format!("neighbour table rebuilt from the model after epoch {}: purity {:.2}%{tau} ({:.1} s)", r.epochs[last], 100.0 * r.purity[last], r.seconds[last])
+    }
+
     /// One training step on `anchors`; returns the step's (SSL loss, probe loss), detached.
     fn step(&mut self, anchors: &[u32]) -> (Tensor, Tensor) {
         let spec = self.spec;
         let step = self.state.global_step;
-        let positives = self.sampler.sample(anchors, &mut SplitMix64::for_step(spec.seed, STREAM_POSITIVES, step));
-        let same = anchors.iter().zip(&positives).filter(|&(&a, &p)| self.train_labels_cpu[a as usize] == self.train_labels_cpu[p as usize]).count();
-        self.state.positives_same_label += same as u64;
-        self.state.positives_total += anchors.len() as u64;
+        // m positives per anchor, each drawn uniformly among its candidates with replacement (the
+        // authors' `np.random.randint(0, len(candidates), num_nns)`); the first from the stream
+        // a single positive has always used, so `positives: 1` draws what it always drew.
+        let positives: Vec<Vec<u32>> =
+            (0..spec.positives as u64).map(|j| self.sampler.sample(anchors, &mut SplitMix64::for_step(spec.seed, stream(STREAM_POSITIVES, j), step))).collect();
+        for p in &positives {
+            let same = anchors.iter().zip(p).filter(|&(&a, &p)| self.train_labels_cpu[a as usize] == self.train_labels_cpu[p as usize]).count();
+            self.state.positives_same_label += same as u64;
+            self.state.positives_total += anchors.len() as u64;
+        }
 
         let to_index = |v: &[u32]| Tensor::from_slice(&v.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(self.device);
-        let (ia, ip) = (to_index(anchors), to_index(&positives));
-        let mut x1 = self.augmenters[0].apply(&self.train_images.index_select(0, &ia), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_ANCHOR, step));
-        let mut x2 = self.augmenters[1].apply(&self.train_images.index_select(0, &ip), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_POSITIVE, step));
+        let ia = to_index(anchors);
+        let mut indices = vec![ia.shallow_clone()];
+        let mut views = vec![self.augmenters[0].apply(&self.train_images.index_select(0, &ia), &mut SplitMix64::for_step(spec.seed, STREAM_AUG_ANCHOR, step))];
+        for (j, p) in positives.iter().enumerate() {
+            // Every positive through the second pipeline (under GPS both are the first: the fork's).
+            let ip = to_index(p);
+            let rng = &mut SplitMix64::for_step(spec.seed, stream(STREAM_AUG_POSITIVE, j as u64), step);
+            views.push(self.augmenters[1].apply(&self.train_images.index_select(0, &ip), rng));
+            indices.push(ip);
+        }
         if self.channels_last {
-            (x1, x2) = (model::to_channels_last(&x1), model::to_channels_last(&x2));
+            views = views.iter().map(model::to_channels_last).collect();
         }
         // The probe learns each view with its own label (spec §1.5).
-        let (y1, y2) = (self.train_labels.index_select(0, &ia), self.train_labels.index_select(0, &ip));
-        let losses = super::step::losses(self.backbone.as_ref(), self.method.as_mut(), &self.probe, [&x1, &x2], [&y1, &y2], self.autocast);
+        let labels: Vec<Tensor> = indices.iter().map(|i| self.train_labels.index_select(0, i)).collect();
+        let (x, y): (Vec<&Tensor>, Vec<&Tensor>) = (views.iter().collect(), labels.iter().collect());
+        let losses = super::step::losses(self.backbone.as_ref(), self.method.as_mut(), &self.probe, &x, &y, self.autocast);
         let (ssl_loss, probe_loss) = (losses.ssl, losses.probe);
         let total = &ssl_loss + &probe_loss;
         self.opt.backward_step(&total, self.schedule.lr(step));
@@ -482,6 +558,9 @@ impl<'a> Trainer<'a> {
             device: crate::device::describe(self.device),
             resumed_from_epoch,
             backbone_init: self.backbone_init.clone(),
+            tau: self.prior_tau,
+            candidates: self.prior_candidates.map(|(c, self_only)| super::CandidateStats { mean: c.mean, median: c.median, min: c.min, max: c.max, self_only }),
+            refresh: s.refresh.clone(),
         }
     }
 }

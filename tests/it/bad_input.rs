@@ -259,6 +259,26 @@ fn malformed_run_specs_and_overrides_are_refused_naming_the_field() {
         ("k: 5\n", vec!["prior=clip"], vec!["unknown prior `clip`"]),
         ("k: 5\n", vec!["k=[5, 10]"], vec!["field `k`"]),
         ("k: 5\n", vec!["name=x\n---\ny"], vec!["more than one YAML document"]),
+        // Which positives: each new field named, nothing silently ignored.
+        ("prior: pixels\nneighbours: {mode: radius, tau: 0}\n", vec![], vec!["field `neighbours.tau`", "positive distance"]),
+        ("prior: pixels\nneighbours: {mode: radius, tau: -1.5}\n", vec![], vec!["field `neighbours.tau`"]),
+        ("prior: pixels\nneighbours: {mode: radius, tau: .nan}\n", vec![], vec!["field `neighbours.tau`", ".nan"]),
+        ("prior: pixels\nneighbours: {mode: radius}\n", vec![], vec!["field `neighbours.tau`", "adaptive"]),
+        ("prior: pixels\nneighbours: {mode: radius, tau: 1.0, adaptive: mean}\n", vec![], vec!["neighbours.tau", "neighbours.adaptive", "not both"]),
+        ("prior: pixels\nneighbours: {tau: 1.0}\n", vec![], vec!["field `neighbours.tau`", "mode: radius"]),
+        ("prior: pixels\nneighbours: {mode: radius, adaptive: median}\n", vec![], vec!["neighbours.adaptive", "mean+std"]),
+        ("prior: pixels\nneighbours: {mode: radius, adaptive: mean, adaptive_k: 0}\n", vec![], vec!["field `neighbours.adaptive_k`"]),
+        ("prior: none\nneighbours: {mode: radius, tau: 1.0}\n", vec![], vec!["field `neighbours.mode`", "prior `none`"]),
+        ("prior: pixels\nmethod: vicreg\npositives: 2\n", vec![], vec!["field `positives`", "simclr and byol", "vicreg"]),
+        ("prior: pixels\nmethod: nnclr\npositives: 2\n", vec![], vec!["field `positives`", "nnclr"]),
+        ("prior: pixels\nk: 2\npositives: 3\n", vec![], vec!["field `positives`", "num_nns_choice >= num_nns"]),
+        ("prior: none\npositives: 2\n", vec![], vec!["field `positives`", "prior `none`"]),
+        ("prior: pixels\npositives: 0\n", vec![], vec!["field `positives`"]),
+        ("prior: none\nprior_refresh: {every_epochs: 2}\n", vec![], vec!["field `prior_refresh.every_epochs`", "prior `none`"]),
+        ("prior: pixels\nepochs: 4\nprior_refresh: {every_epochs: 4}\n", vec![], vec!["field `prior_refresh.every_epochs`", "never happen"]),
+        ("prior: pixels\nepochs: 4\nprior_refresh: {every_epochs: 2, first: authors}\n", vec![], vec!["field `prior_refresh.every_epochs`", "epoch 4"]),
+        ("prior: pixels\nprior_refresh: {every_epochs: 2, features: head}\n", vec![], vec!["prior_refresh.features", "projector"]),
+        ("k: 5\n", vec!["prior='run:'"], vec!["needs a file after the colon"]),
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();

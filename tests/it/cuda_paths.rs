@@ -11,7 +11,12 @@ use gps_ssl::eval::FeatureExtractor;
 use gps_ssl::exec::{self, ExecPaths};
 use gps_ssl::model;
 use gps_ssl::recipe::{EvalTransform, Stem};
-use gps_ssl::train::selfcheck::{self, LOSS_TOLERANCE, METHODS, UPDATE_TOLERANCE};
+use gps_ssl::train::selfcheck::{self, CheckSize, LOSS_TOLERANCE, METHODS, UPDATE_TOLERANCE};
+
+/// The check at its smallest: what it verifies does not depend on the size, and autocast's bf16
+/// kernels are emulated on CPUs without native bf16 (slow). `gps info --check` (the test at the
+/// end) runs the default size.
+const SMALL: CheckSize = CheckSize { side: 8, batch: 8, timed_steps: 1 };
 use tch::{Device, Kind, Tensor, nn};
 
 #[test]
@@ -19,12 +24,12 @@ fn every_method_takes_the_cuda_choices_on_the_cpu_and_agrees_with_fp32() {
     let scratch = tempfile::tempdir().unwrap();
     let paths = ExecPaths::cuda_choices(Device::Cpu);
     for method in METHODS {
-        let c = selfcheck::check_method(method, BackboneKind::SmallCnn, Device::Cpu, paths, scratch.path()).unwrap();
+        let c = selfcheck::check_method(method, BackboneKind::SmallCnn, Device::Cpu, paths, scratch.path(), SMALL).unwrap();
         assert!(c.problems.is_empty(), "{method:?}: {:?}", c.problems);
         assert!(c.update_difference > 0.0, "{method:?}: bf16 autocast really ran (the update differs from fp32's a little)");
     }
     // The ResNet-18 the runs use (CIFAR stem, channels-last convolutions through its blocks).
-    let c = selfcheck::check_method(Method::Simclr, BackboneKind::Resnet18, Device::Cpu, paths, scratch.path()).unwrap();
+    let c = selfcheck::check_method(Method::Simclr, BackboneKind::Resnet18, Device::Cpu, paths, scratch.path(), SMALL).unwrap();
     assert!(c.problems.is_empty(), "resnet18: {:?}", c.problems);
 }
 

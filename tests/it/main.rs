@@ -15,6 +15,7 @@ mod export;
 mod knn_real;
 mod paper_sweeps;
 mod parity;
+mod positives;
 mod prior_embed;
 mod prior_inspect;
 mod recipes;

@@ -77,8 +77,9 @@ fn medmnist(path: &Path, channels: i64, classes: i64) {
     Tensor::write_npz(&[("train_images", a), ("train_labels", b), ("val_images", c), ("val_labels", d), ("test_images", e), ("test_labels", f)], path).unwrap();
 }
 
-/// The sweep with its sizes cut to a smoke test (one epoch, tiny batches, a short autoencoder),
-/// data and weights pointed at the small files; everything else as shipped.
+/// The sweep with its sizes cut to a smoke test (one epoch, tiny batches, a short autoencoder,
+/// 224-px views cut to 64 px: the ImageNet stem and the evaluation's resize and centre crop run
+/// the same at 64), data and weights pointed at the small files; everything else as shipped.
 fn smoke_copy(src: &Path, dst: &Path, data: Option<(&str, &str)>, weights: &Path) {
     let mut doc: Value = serde_norway::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
     let name = format!("{}-smoke", doc.get("name").and_then(Value::as_str).unwrap());
@@ -97,8 +98,15 @@ fn smoke_copy(src: &Path, dst: &Path, data: Option<(&str, &str)>, weights: &Path
     set(base, &["epochs"], 1.into());
     set(base, &["batch_size"], 8.into());
     set(base, &["device"], "cpu".into());
-    set(base, &["dataset", "train_limit"], 32.into());
-    set(base, &["dataset", "test_limit"], 16.into());
+    set(base, &["dataset", "train_limit"], 16.into());
+    set(base, &["dataset", "test_limit"], 8.into());
+    if base.get("augmentation").and_then(|a| a.get("crop_size")).and_then(Value::as_u64).is_some_and(|c| c > 64) {
+        set(base, &["augmentation", "crop_size"], 64.into());
+        set(base, &["eval", "resize"], 73.into());
+        set(base, &["eval", "center_crop"], 64.into());
+        set(base, &["dataset", "resize_shorter_side"], 73.into());
+        set(base, &["dataset", "center_crop"], Value::Sequence(vec![73.into(), 110.into()]));
+    }
     set(base, &["eval", "knn_k"], 4.into());
     set(base, &["optimizer", "warmup_epochs"], 0.into());
     set(base, &["prior_options", "autoencoder_epochs"], 1.into());

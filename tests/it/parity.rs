@@ -266,6 +266,35 @@ fn losses_and_gradients_match_the_authors_loss_functions() {
     check_loss("nnclr", &t, ssl::nnclr_loss(&nn1, &nn2, &p1, &p2, 0.2), &[("p1", &p1), ("p2", &p2)]);
 }
 
+/// Several positives per anchor (`positives: 2`, three views): SimCLR's InfoNCE with every view
+/// keyed by its anchor and BYOL's sum over view pairs, against the authors' formulas transcribed
+/// in float64 (`scripts/parity/multi_positive_fixtures.py`; gradients by central differences).
+#[test]
+fn multi_positive_losses_and_gradients_match_the_authors_formulas() {
+    let t = tensors("multi_positive.safetensors");
+    let input = |n: &str| get(&t, n).to_kind(Kind::Float).detach().set_requires_grad(true);
+    let zs: Vec<Tensor> = (0..3).map(|v| input(&format!("simclr.z{v}"))).collect();
+    let loss = ssl::simclr_multi_loss(&zs, 0.2);
+    assert_close("simclr loss (3 views)", &loss.detach().reshape([1]), get(&t, "simclr.loss"), 0.0, 1e-5);
+    loss.backward();
+    for (v, z) in zs.iter().enumerate() {
+        assert_close(&format!("simclr ∂loss/∂z{v}"), &z.grad(), get(&t, &format!("simclr.grad.z{v}")), 1e-7, 1e-4);
+    }
+    let ps: Vec<Tensor> = (0..3).map(|v| input(&format!("byol.p{v}"))).collect();
+    let zms: Vec<Tensor> = (0..3).map(|v| get(&t, &format!("byol.zm{v}")).to_kind(Kind::Float)).collect();
+    let loss = ssl::byol_multi_loss(&ps, &zms);
+    assert_close("byol loss (3 views)", &loss.detach().reshape([1]), get(&t, "byol.loss"), 0.0, 1e-5);
+    loss.backward();
+    for (v, p) in ps.iter().enumerate() {
+        assert_close(&format!("byol ∂loss/∂p{v}"), &p.grad(), get(&t, &format!("byol.grad.p{v}")), 1e-7, 1e-4);
+    }
+    // Two views of the multi-view losses are the two-view ones the other parity test checks.
+    let two = ssl::simclr_multi_loss(&zs[..2], 0.2).double_value(&[]);
+    assert!((two - ssl::simclr_loss(&zs[0], &zs[1], 0.2).double_value(&[])).abs() < 1e-5);
+    let two = ssl::byol_multi_loss(&ps[..2], &zms[..2]).double_value(&[]);
+    assert!((two - ssl::byol_loss(&ps[0], &ps[1], &zms[0], &zms[1]).double_value(&[])).abs() < 1e-5);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Optimiser and schedule.
 
@@ -474,7 +503,7 @@ fn a_simclr_training_step_matches_solo_learn() {
     let mut method = ssl::build(Method::Simclr, ctx);
     load_formula(&vs);
     let (x1, x2, y1, y2) = (get(&t, "x1"), get(&t, "x2"), get(&t, "y1"), get(&t, "y2"));
-    let losses = step::losses(backbone.as_ref(), method.as_mut(), &probe, [x1, x2], [y1, y2], None);
+    let losses = step::losses(backbone.as_ref(), method.as_mut(), &probe, &[x1, x2], &[y1, y2], None);
     assert_close("NT-Xent loss", &losses.ssl.detach().reshape([1]), get(&t, "nce_loss"), 0.0, 1e-5);
     assert_close("probe loss", &losses.probe.detach().reshape([1]), get(&t, "class_loss"), 0.0, 1e-5);
     let mut opt = Optimizer::new(gps_ssl::config::OptimizerKind::Lars, step::param_groups(&vs, 1e-4, 0.1 / 0.4), 0.9, 0.02);
@@ -551,7 +580,9 @@ fn imagenet_resnet50_prior_is_torchvisions_on_the_authors_input() {
         let images = get(&fx, images);
         let n = images.size()[0];
         let data = gps_ssl::data::Dataset::new(images.shallow_clone(), Tensor::zeros([n], (Kind::Int64, Device::Cpu)), vec!["a".into()]).unwrap();
-        let prior = gps_ssl::prior::resnet50::ResNet50Prior::new(Some(&weights), PriorInput { size, stats }).unwrap();
+        let prior =
+            gps_ssl::prior::imagenet_resnet::ImagenetResnetPrior::new(gps_ssl::prior::imagenet_resnet::Depth::R50, Some(&weights), PriorInput { size, stats })
+                .unwrap();
         let features = prior.embed(&data, Device::Cpu).unwrap();
         assert_close(&format!("resnet50 prior, {case}"), &features, get(&fx, &format!("{case}.features")), 1e-5, 1e-4);
     }
@@ -595,7 +626,7 @@ fn weights_that_do_not_fit_name_every_tensor_that_does_not() {
     tensors.push(("fc.weight".into(), Tensor::zeros([1000, 2048], (Kind::Float, Device::Cpu))));
     let bad = dir.path().join("bad.safetensors");
     Tensor::write_safetensors(&tensors, &bad).unwrap();
-    let e = gps_ssl::prior::resnet50::load(&bad, Device::Cpu).err().expect("does not fit");
+    let e = gps_ssl::prior::imagenet_resnet::load(gps_ssl::prior::imagenet_resnet::Depth::R50, &bad, Device::Cpu).err().expect("does not fit");
     let msg = format!("{e:#}");
     for part in ["missing layer1.0.conv1.weight", "layer4.2.bn3.bias: file [7], model [2048]", "not in the model head.weight", "bad.safetensors"] {
         assert!(msg.contains(part), "{part}: {msg}");

@@ -25,7 +25,7 @@ fn resnet18_file(dir: &Path, stem: Stem, value: f64, in_channels: i64) -> PathBu
 fn keeping_the_image_among_its_candidates_is_the_authors_unfiltered_table() {
     let t = NeighbourTable::new(3, 2, vec![1, 2, 0, 2, 0, 1]).unwrap();
     let kept = t.with_self_first().unwrap();
-    assert_eq!((kept.k(), kept.row(0), kept.row(2)), (3, &[0u32, 1, 2][..], &[2u32, 0, 1][..]));
+    assert_eq!((kept.fixed_k(), kept.row(0), kept.row(2)), (Some(3), &[0u32, 1, 2][..], &[2u32, 0, 1][..]));
     // k = 1 with the image kept: the positive is always the anchor, i.e. the baseline (as the
     // authors' Barlow Twins / VICReg GPS configs run).
     let mut spec = RunSpec::default();

@@ -32,6 +32,7 @@ fn outcome(acc: f64) -> RunOutcome {
         device: "cpu".into(),
         resumed_from_epoch: None,
         backbone_init: None,
+        ..Default::default()
     }
 }
 

@@ -23,6 +23,8 @@ fn spec(method: Method) -> RunSpec {
     s.dataset.test_limit = Some(200);
     s.augmentation.preset = AugPreset::Strong;
     s.optimizer.warmup_epochs = 1;
+    // The losses are the point: evaluate once, at the end (evaluation never changes training).
+    s.eval.every_epochs = epochs;
     s.cache_dir = crate::support::repo().join(".cache");
     s.device = gps_ssl::config::DeviceChoice::Cpu;
     s
