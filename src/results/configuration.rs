@@ -161,6 +161,21 @@ pub fn shapes_the_cells(field: &str, facts: &TableFacts) -> bool {
     }
 }
 
+/// Fields a reader needs to place a table even at their defaults: the data, the model, the method,
+/// the prior and the budget.
+const ALWAYS_LISTED: [&str; 10] =
+    ["dataset.name", "dataset.path", "dataset.format", "backbone", "method", "prior", "k", "augmentation.preset", "epochs", "batch_size"];
+
+/// `RunSpec::default()` flattened: a field's default value as a configuration shows it.
+static DEFAULTS: std::sync::LazyLock<Fields> = std::sync::LazyLock::new(|| flatten(&serde_json::to_value(RunSpec::default()).expect("RunSpec serialises")));
+
+/// Whether a field held fixed at `value` over a table is listed in its `fixed:` note (the rest with
+/// `--verbose`): it shaped what the cells computed (`shapes_the_cells`), and it is either one a
+/// reader always needs (`ALWAYS_LISTED`, the numerics version) or away from its default.
+pub fn worth_listing(field: &str, value: &str, facts: &TableFacts) -> bool {
+    shapes_the_cells(field, facts) && (field == NUMERICS || ALWAYS_LISTED.contains(&field) || DEFAULTS.get(field).is_none_or(|d| d != value))
+}
+
 /// The part of a run a field belongs to, for listing fixed fields grouped as a paper's setup
 /// section reads: data, model, method, positives, augmentation, training, evaluation.
 pub fn group_of(field: &str) -> &'static str {

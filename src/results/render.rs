@@ -145,7 +145,7 @@ pub fn fixed_note(layout: &Layout) -> Option<String> {
     let listed: Vec<String> =
         groups.iter().map(|(g, fields)| if *g == "numerics" { fields.join(", ") } else { format!("{g}: {}", fields.join(", ")) }).collect();
     let unlisted = layout.fixed_unused.len();
-    let more = if unlisted > 0 { format!("; {unlisted} more that did not shape these cells with --verbose") } else { String::new() };
+    let more = if unlisted > 0 { format!("; {unlisted} more, at their defaults or not shaping these cells, with --verbose") } else { String::new() };
     Some(format!("fixed: {} (fields left at null not listed{more})", listed.join("; ")))
 }
 

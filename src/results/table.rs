@@ -75,11 +75,12 @@ impl Cell {
 /// What a table holds fixed and what varies, beyond its keys.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Layout {
-    /// Configuration fields with one value over every run in the table that shaped what its cells
-    /// computed (`configuration::shapes_the_cells`), in display order.
+    /// Configuration fields with one value over every run in the table that a reader needs
+    /// (`configuration::worth_listing`: they shaped what the cells computed and are away from
+    /// their defaults, or always listed), in display order.
     pub fixed: Vec<(String, String)>,
-    /// The other fields with one value over every run (a part no run uses, execution switches):
-    /// listed with `--verbose` only.
+    /// The other fields with one value over every run (at their defaults, of a part no run uses,
+    /// execution switches): listed with `--verbose` only.
     pub fixed_unused: Vec<(String, String)>,
     /// Fields that varied inside a cell of the asked rows × columns, with their values: the
     /// cells are split by them (they are `query.split`).
@@ -618,7 +619,11 @@ impl Rows {
                 // A key's single value is in the table's headers already.
                 if !key_fields.contains(&name.as_str()) {
                     let field = (name.clone(), values.pop().expect("one"));
-                    if query.verbose || configuration::shapes_the_cells(name, &facts) { layout.fixed.push(field) } else { layout.fixed_unused.push(field) }
+                    if query.verbose || configuration::worth_listing(name, &field.1, &facts) {
+                        layout.fixed.push(field)
+                    } else {
+                        layout.fixed_unused.push(field)
+                    }
                 }
             } else if values.len() > 1 && !key_fields.contains(&name.as_str()) {
                 layout.between.push((name.clone(), values));

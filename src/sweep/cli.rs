@@ -173,6 +173,11 @@ pub enum SweepCommand {
         limit: Limit,
         #[command(flatten)]
         keep: Keep,
+        /// Then the standard offline linear evaluation of every finished run's encoder (`gps eval
+        /// linear`, defaults; runs already evaluated are kept as they are), and the table and the
+        /// comparison of its top-1 (`linear_top1`) beside the online probe and the k-NN classifier.
+        #[arg(long, conflicts_with = "no_keep")]
+        linear_eval: bool,
     },
     /// Per run: done, running, pending, stalled, failed (with the reason) or missing.
     Status {
@@ -222,7 +227,7 @@ impl SweepCommand {
                 )?;
                 Ok(())
             }
-            SweepCommand::Run { sweep, jobs, which, limit, keep } => {
+            SweepCommand::Run { sweep, jobs, which, limit, keep, linear_eval } => {
                 if jobs == 0 {
                     bail!("--jobs must be at least 1");
                 }
@@ -231,15 +236,27 @@ impl SweepCommand {
                 // The table of whatever finished, even when some runs failed.
                 let dir = runs[0].spec.output_dir.clone();
                 if crate::results::table::row_files(&dir).is_ok_and(|(rows, _)| !rows.is_empty()) {
+                    let metric = if linear_eval {
+                        evaluate_linear(&dir, &runs)?;
+                        "linear_top1,probe_top1_best,knn_top1"
+                    } else {
+                        "probe_top1_best"
+                    };
                     println!();
-                    crate::results::cli::ReportArgs::defaults(dir.clone()).run()?;
+                    let report = crate::results::cli::ReportArgs { metric: metric.into(), ..crate::results::cli::ReportArgs::defaults(dir.clone()) };
+                    report.run()?;
                     // What a GPS sweep is for: GPS against the baseline, with its interval.
                     let priors: std::collections::BTreeSet<String> = runs.iter().map(|r| r.spec.prior.to_string()).collect();
                     if priors.len() > 1 && priors.contains("none") {
-                        println!("\n$ gps report {} --compare prior", dir.display());
-                        if let Err(e) =
-                            (crate::results::cli::ReportArgs { compare: Some("prior".into()), ..crate::results::cli::ReportArgs::defaults(dir) }).run()
-                        {
+                        let first = metric.split(',').next().unwrap_or(metric);
+                        let shown = if linear_eval { format!(" --metric {first}") } else { String::new() };
+                        println!("\n$ gps report {}{shown} --compare prior", dir.display());
+                        let compare = crate::results::cli::ReportArgs {
+                            compare: Some("prior".into()),
+                            metric: first.into(),
+                            ..crate::results::cli::ReportArgs::defaults(dir)
+                        };
+                        if let Err(e) = compare.run() {
                             eprintln!("no comparison: {e:#}");
                         }
                     }
@@ -332,4 +349,23 @@ fn print_runs(runs: &[PlannedRun], states: &[Option<&status::RunState>], format:
             emit(&crate::text::align(&rows));
         }
     }
+}
+
+/// `gps sweep run --linear-eval`: the offline linear evaluation of every finished run of the sweep
+/// that has none yet (a rerun evaluates only what is new).
+fn evaluate_linear(dir: &std::path::Path, runs: &[super::PlannedRun]) -> Result<()> {
+    for run in runs {
+        let row = crate::results::row::row_path(dir, &run.id);
+        if !row.exists() {
+            continue;
+        }
+        let frame = crate::results::row::read_row(&row)?;
+        if frame.column("linear_top1").ok().and_then(|c| c.f64().ok()?.get(0)).is_some() {
+            continue;
+        }
+        crate::trained::linear_eval::LinearArgs::standard(dir.to_path_buf(), run.id.clone())
+            .run()
+            .with_context(|| format!("the linear evaluation of run {}", run.id))?;
+    }
+    Ok(())
 }

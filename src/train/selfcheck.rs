@@ -68,6 +68,8 @@ pub struct CheckSize {
 impl CheckSize {
     /// What `gps info --check` runs: 16 px, batch 16, 3 timed steps.
     pub const DEFAULT: CheckSize = CheckSize { side: 16, batch: 16, timed_steps: 3 };
+    /// `gps info --check --quick`: 8 px, batch 8, one timed step.
+    pub const SMALLEST: CheckSize = CheckSize { side: 8, batch: 8, timed_steps: 1 };
 }
 
 /// The run spec the check trains: `method` on `backbone` at `size`, a fixed neighbour table (so

@@ -34,14 +34,14 @@ pub struct LinearArgs {
     #[arg(long)]
     pub run: String,
     /// Epochs of the classifier (100 is the standard protocol).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = Self::DEFAULTS.0)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = Self::DEFAULTS.1)]
     pub batch_size: usize,
     /// Learning rate at batch size 256 (scaled linearly with --batch-size).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = Self::DEFAULTS.2)]
     pub lr: f64,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = Self::DEFAULTS.3)]
     pub weight_decay: f64,
     /// Where to compute (default: the run's own `device`).
     #[arg(long, value_enum)]
@@ -49,6 +49,15 @@ pub struct LinearArgs {
 }
 
 impl LinearArgs {
+    /// The standard protocol: (epochs, batch size, learning rate at batch 256, weight decay).
+    pub const DEFAULTS: (usize, usize, f64, f64) = (100, 256, 0.1, 0.0);
+
+    /// The evaluation of run `run` of `dir` with the standard protocol's settings.
+    pub fn standard(dir: PathBuf, run: String) -> LinearArgs {
+        let (epochs, batch_size, lr, weight_decay) = Self::DEFAULTS;
+        LinearArgs { dir, run, epochs, batch_size, lr, weight_decay, device: None }
+    }
+
     pub fn run(self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
             bail!("--epochs and --batch-size must be at least 1");

@@ -13,10 +13,9 @@ use gps_ssl::model;
 use gps_ssl::recipe::{EvalTransform, Stem};
 use gps_ssl::train::selfcheck::{self, CheckSize, LOSS_TOLERANCE, METHODS, UPDATE_TOLERANCE};
 
-/// The check at its smallest: what it verifies does not depend on the size, and autocast's bf16
-/// kernels are emulated on CPUs without native bf16 (slow). `gps info --check` (the test at the
-/// end) runs the default size.
-const SMALL: CheckSize = CheckSize { side: 8, batch: 8, timed_steps: 1 };
+/// The check at its smallest (`gps info --check --quick`): what it verifies does not depend on the
+/// size, and autocast's bf16 kernels are emulated on CPUs without native bf16 (slow).
+const SMALL: CheckSize = CheckSize::SMALLEST;
 use tch::{Device, Kind, Tensor, nn};
 
 #[test]
@@ -97,7 +96,10 @@ fn the_check_fails_on_a_wrong_cast_a_lost_gradient_or_a_loss_in_bf16() {
 
 #[test]
 fn gps_info_check_runs_and_cuda_without_cuda_is_an_error_naming_what_is_missing() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gps")).args(["info", "--check", "--backbone", "small-cnn", "--device", "cpu"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gps"))
+        .args(["info", "--check", "--quick", "--backbone", "small-cnn", "--device", "cpu"])
+        .output()
+        .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("self-check passed") && text.contains("bf16 autocast (CPU), channels-last, tensor LARS kernel"), "{text}");
     for m in ["simclr", "byol", "vicreg", "barlow-twins", "nnclr"] {

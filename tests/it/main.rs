@@ -18,6 +18,7 @@ mod parity;
 mod positives;
 mod prior_embed;
 mod prior_inspect;
+mod quickstart;
 mod recipes;
 mod report_configurations;
 mod results_report;

@@ -11,7 +11,7 @@ use crate::support::{cifar10, repo};
 
 fn write_spec(dir: &Path) -> PathBuf {
     let spec = format!(
-        "dataset: {{name: cifar10, path: '{}', train_limit: 1200, test_limit: 200}}\n\
+        "dataset: {{name: cifar10, path: '{}', train_limit: 600, test_limit: 200}}\n\
          backbone: small-cnn\nmethod: simclr\nprior: none\naugmentation: {{preset: weak}}\n\
          epochs: 3\nbatch_size: 50\ncheckpoint_every: 1\ndevice: cpu\ncache_dir: '{}'\n",
         cifar10().display(),
@@ -57,7 +57,7 @@ fn sigterm_checkpoints_and_a_restart_resumes_to_the_same_end() {
     let status = gps(&spec, &straight).stderr(Stdio::null()).stdout(Stdio::null()).status().unwrap();
     assert!(status.success());
 
-    // Interrupted: SIGTERM shortly after epoch 1 is reported, i.e. inside epoch 2 (24 steps,
+    // Interrupted: SIGTERM shortly after epoch 1 is reported, i.e. inside epoch 2 (12 steps,
     // a few seconds here; the signal is read before each step).
     let resumed = dir.path().join("resumed");
     let mut child = gps(&spec, &resumed).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
@@ -106,7 +106,7 @@ fn sigterm_checkpoints_and_a_restart_resumes_to_the_same_end() {
     let (steps_b, probe_b, knn_b, resumed_b, epochs_b) = row(&resumed);
     assert_eq!(resumed_a, None);
     assert_eq!(resumed_b, Some(1), "resumed inside epoch 2, after 1 finished epoch");
-    assert_eq!((steps_a, epochs_a), (3 * 24, 3));
+    assert_eq!((steps_a, epochs_a), (3 * 12, 3));
     assert_eq!((steps_b, epochs_b), (steps_a, epochs_a), "same final step count");
     assert!((probe_a - probe_b).abs() <= 0.03, "probe {probe_a} vs {probe_b}");
     assert!((knn_a - knn_b).abs() <= 0.03, "k-NN {knn_a} vs {knn_b}");
