@@ -130,7 +130,7 @@ fn errors_name_file_line_and_field() {
 #[test]
 fn shipped_sweeps_expand() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
-    let expect = [("quickstart.yaml", 4), ("paper-cifar10.yaml", 90), ("k-ablation.yaml", 18), ("strength-ablation.yaml", 30)];
+    let expect = [("quickstart.yaml", 6), ("paper-cifar10.yaml", 90), ("k-ablation.yaml", 18), ("strength-ablation.yaml", 30)];
     for (file, n) in expect {
         let sweep = SweepFile::load(&root.join(file)).unwrap();
         let runs = expand(&sweep).unwrap_or_else(|e| panic!("{file}: {e:#}"));
