@@ -349,6 +349,9 @@ fn the_cli_refuses_and_names_the_fix() {
     assert!(code == Some(1) && out.contains("6 runs"), "{out}");
     let (code, out) = gps(w, &["sweep", "expand", "six.yaml", "--max-runs", "6"]);
     assert!(code == Some(0) && out.lines().count() == 7, "{out}");
+    let (code, out) = gps(w, &["sweep", "run", "six.yaml", "--linear-eval", "--no-keep"]);
+    assert!(code == Some(1) && out.contains("--linear-eval") && out.contains("--no-keep"), "{out}");
+    assert!(!w.join("results").exists(), "nothing ran: {out}");
 
     let data = crate::support::mnist5k();
     let spec = format!(
