@@ -238,7 +238,9 @@ fn inspect_file(path: &std::path::Path) -> Result<()> {
     } else {
         vec![RunSpec::from_file(path)?]
     };
-    let mut groups: Vec<(String, RunSpec, usize)> = Vec::new();
+    // Per table: a run spec that builds it, how many runs draw from it, how many of those
+    // rebuild it from their model during training.
+    let mut groups: Vec<(String, RunSpec, usize, usize)> = Vec::new();
     let mut baselines = 0;
     for spec in runs {
         if !spec.prior.is_guided() {
@@ -246,9 +248,13 @@ fn inspect_file(path: &std::path::Path) -> Result<()> {
             continue;
         }
         let key = crate::neighbours::table_key(&spec);
-        match groups.iter_mut().find(|(k, _, _)| *k == key) {
-            Some(g) => g.2 += 1,
-            None => groups.push((key, spec, 1)),
+        let refreshes = usize::from(spec.prior_refresh.every_epochs > 0);
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => {
+                g.2 += 1;
+                g.3 += refreshes;
+            }
+            None => groups.push((key, spec, 1, refreshes)),
         }
     }
     println!(
@@ -257,10 +263,17 @@ fn inspect_file(path: &std::path::Path) -> Result<()> {
         groups.len(),
         if baselines > 0 { format!(" ({baselines} baseline runs, prior none, have none)") } else { String::new() }
     );
-    for (_, spec, runs) in &groups {
+    for (_, spec, runs, refreshing) in &groups {
         let found = inspect(spec).with_context(|| format!("prior `{}` of {}", spec.prior, path.display()))?;
-        let refresh = if spec.prior_refresh.every_epochs > 0 { "; the runs rebuild it from their model during training (prior_refresh)" } else { "" };
-        println!("{}   {runs} runs{refresh}", line(spec, &found, Split::Train));
+        let plural = |n: usize| if n == 1 { "run" } else { "runs" };
+        let refresh = match refreshing {
+            0 => String::new(),
+            n if n == runs => "; they rebuild it from their model during training (prior_refresh)".to_string(),
+            n => format!("; {n} of them rebuild it from their model during training (prior_refresh)"),
+        };
+        // A prior trained on the data (the autoencoder) is one table per seed: name the seed.
+        let seed = if crate::neighbours::table_is_seeded(spec) { format!(", seed {}", spec.seed) } else { String::new() };
+        println!("{}   {runs} {}{seed}{refresh}", line(spec, &found, Split::Train), plural(*runs));
     }
     Ok(())
 }

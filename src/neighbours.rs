@@ -89,8 +89,13 @@ pub fn table_from_embedding(spec: &RunSpec, emb: &Tensor, device: Device) -> Res
 
 /// What decides a run's neighbour table, as text: runs equal in it build one table (one cache
 /// entry), so a sweep's preparation job and `gps prior inspect` build each once.
+/// Whether the run's seed changes its table: priors trained (or sampled) with the run's seed.
+pub fn table_is_seeded(spec: &RunSpec) -> bool {
+    matches!(spec.prior, PriorSpec::Autoencoder | PriorSpec::Labels)
+}
+
 pub fn table_key(spec: &RunSpec) -> String {
-    let seeded = matches!(spec.prior, PriorSpec::Autoencoder | PriorSpec::Labels);
+    let seeded = table_is_seeded(spec);
     serde_json::json!({
         "dataset": spec.dataset,
         "prior": spec.prior,

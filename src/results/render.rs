@@ -405,6 +405,7 @@ pub fn difference_texts(metric: &str, d: &Difference) -> (String, String, String
     let signed = |x: f64| signed(x, places);
     let ci = match d.ci {
         Some((lo, hi)) => format!("[{}, {}]", signed(lo * s), signed(hi * s)),
+        None if d.no_spread() => "none (every seed gave the same difference: no spread to size it)".to_string(),
         None => "none (one run on a side)".to_string(),
     };
     let test = match (d.test_name(), d.df) {

@@ -44,7 +44,8 @@ pub enum Test {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Difference {
     pub delta: f64,
-    /// None where the data cannot give one (fewer than two runs on a side, or two pairs' worth).
+    /// None where the data cannot give one: one run on a side, or no spread at all
+    /// (`no_spread`).
     pub ci: Option<(f64, f64)>,
     pub df: Option<f64>,
     pub test: Test,
@@ -64,6 +65,15 @@ impl Difference {
         }
     }
 
+    /// No interval although each side has two runs or more: every seed gave the same difference.
+    pub fn no_spread(&self) -> bool {
+        self.ci.is_none()
+            && match self.test {
+                Test::Paired { pairs } => pairs > 1,
+                Test::Welch { n, n_ref } => n > 1 && n_ref > 1,
+            }
+    }
+
     pub fn test_name(&self) -> &'static str {
         match self.test {
             Test::Paired { .. } => "paired",
@@ -72,12 +82,14 @@ impl Difference {
     }
 }
 
-fn interval(delta: f64, se: f64, df: f64) -> (f64, f64) {
+/// None without spread (every seed gave the same difference, as accuracies on a few thousand test
+/// images often do with two seeds): a zero-width "interval" would read as certainty it does not have.
+fn interval(delta: f64, se: f64, df: f64) -> Option<(f64, f64)> {
     if se == 0.0 {
-        return (delta, delta); // no spread at all: every seed gave the same difference
+        return None;
     }
     let half = t_quantile(0.5 + CONFIDENCE / 2.0, df) * se;
-    (delta - half, delta + half)
+    Some((delta - half, delta + half))
 }
 
 /// Compares `x` against `reference`, each a list of (seed, value): paired by seed when both
@@ -99,7 +111,7 @@ pub fn difference(x: &[(i64, f64)], reference: &[(i64, f64)]) -> Difference {
         let (delta, std) = mean_std(&diffs);
         let n = diffs.len();
         let df = (n > 1).then(|| (n - 1) as f64);
-        let ci = std.zip(df).map(|(s, df)| interval(delta, s / (n as f64).sqrt(), df));
+        let ci = std.zip(df).and_then(|(s, df)| interval(delta, s / (n as f64).sqrt(), df));
         return Difference { delta, ci, df, test: Test::Paired { pairs: n } };
     }
     let values = |s: &[(i64, f64)]| s.iter().map(|p| p.1).collect::<Vec<f64>>();
@@ -114,7 +126,7 @@ pub fn difference(x: &[(i64, f64)], reference: &[(i64, f64)]) -> Difference {
     let (ax, ar) = (sx * sx / nx, sr * sr / nr);
     let se = (ax + ar).sqrt();
     let df = if se == 0.0 { None } else { Some((ax + ar).powi(2) / (ax * ax / (nx - 1.0) + ar * ar / (nr - 1.0))) };
-    let ci = Some(interval(delta, se, df.unwrap_or(1.0)));
+    let ci = interval(delta, se, df.unwrap_or(1.0));
     Difference { delta, ci, df, test }
 }
 
@@ -189,5 +201,19 @@ mod tests {
         let d = difference(&[(0, 0.9), (1, 0.8)], &[(3, 0.5)]);
         assert_eq!(d.ci, None);
         assert_eq!(d.n_label(), "n=2 vs 1");
+        assert!(!d.no_spread());
+    }
+
+    /// Two seeds that moved by exactly the same amount (accuracies come in steps of one test
+    /// image): no interval, and no claim, rather than a zero-width interval.
+    #[test]
+    fn no_interval_without_spread() {
+        let d = difference(&[(0, 0.736), (1, 0.736)], &[(0, 0.767), (1, 0.767)]);
+        assert!((d.delta + 0.031).abs() < 1e-12);
+        assert_eq!(d.ci, None);
+        assert!(d.no_spread() && !d.excludes_zero());
+        let d = difference(&[(0, 0.7), (1, 0.7)], &[(2, 0.6), (3, 0.6)]);
+        assert_eq!((d.ci, d.test), (None, Test::Welch { n: 2, n_ref: 2 }));
+        assert!(d.no_spread() && !d.excludes_zero());
     }
 }

@@ -221,6 +221,11 @@ fn prior_inspect_of_a_sweep_sees_each_table_its_runs_build() {
     assert_eq!(out.lines().filter(|l| l.contains("purity within τ") && l.contains("prior `labels`")).count(), 2, "{out}");
     let labels = out.lines().find(|l| l.starts_with("purity@5 (L2) of prior `labels`")).expect(&out);
     assert!(labels.contains("(400 images): 1.0000"), "the oracle is pure: {labels}");
+    // A seeded prior's tables say whose seed they are; a seed-free prior's line names none.
+    let seeds: std::collections::BTreeSet<&str> = out.lines().filter(|l| l.contains("prior `labels`")).filter_map(|l| l.rsplit("1 run, seed ").next()).collect();
+    assert_eq!(seeds, ["0", "1"].into_iter().collect(), "{out}");
+    let pixels = out.lines().find(|l| l.starts_with("purity@5 (L2) of prior `pixels`")).expect(&out);
+    assert!(pixels.ends_with("2 runs"), "both seeds draw from the one pixel table: {pixels}");
     let within = out.lines().find(|l| l.contains("purity within τ") && l.contains("`pixels`")).expect(&out);
     assert!(within.contains("candidates per image: mean") && within.contains("only themselves"), "{within}");
     // The tables are in the runs' cache: a run with such a prior finds its table without embedding.
