@@ -231,9 +231,6 @@ impl SweepCommand {
                 if jobs == 0 {
                     bail!("--jobs must be at least 1");
                 }
-                if linear_eval && keep.no_keep {
-                    bail!("--linear-eval evaluates each run's kept checkpoint, which --no-keep deletes: drop one of them");
-                }
                 let (file, runs) = super::load(&sweep, limit.max_runs)?;
                 let ran = local::run_local(&file, &runs, jobs, which.selection(), !keep.no_keep);
                 // The table of whatever finished, even when some runs failed.

@@ -194,9 +194,16 @@ mod tests {
         let mut spec = tiny_spec(method);
         spec.batch_size = batch;
         spec.optimizer.kind = optimizer;
+        if method == Method::Simclr {
+            // With strong views of these 16 px toy images SimCLR's loss moves by less than batch
+            // noise in 24 steps: 4.70, 4.76, 4.71 with one libtorch thread (it fell with two, by
+            // float summation order alone). Flip-only views, the paper's weak setting, fall clearly.
+            spec.augmentation.preset = crate::config::AugPreset::Weak;
+        }
         let dir = tempfile::tempdir().unwrap();
         let opts = TrainOptions { ckpt_dir: dir.path().to_path_buf(), progress: Progress::Quiet };
         let out = run_prepared(&spec, &opts, prepared(256), Device::Cpu, Instant::now()).unwrap();
+        eprintln!("{method:?} losses {:?}", out.epoch_losses);
         assert_eq!(out.steps, spec.epochs as u64 * (256 / batch) as u64);
         assert!(out.epoch_losses.iter().all(|l| l.is_finite()), "{method:?}: {:?}", out.epoch_losses);
         assert!(out.epoch_losses[2] < out.epoch_losses[0], "{method:?} loss did not fall: {:?}", out.epoch_losses);

@@ -350,7 +350,7 @@ fn the_cli_refuses_and_names_the_fix() {
     let (code, out) = gps(w, &["sweep", "expand", "six.yaml", "--max-runs", "6"]);
     assert!(code == Some(0) && out.lines().count() == 7, "{out}");
     let (code, out) = gps(w, &["sweep", "run", "six.yaml", "--linear-eval", "--no-keep"]);
-    assert!(code == Some(1) && out.contains("--linear-eval") && out.contains("--no-keep"), "{out}");
+    assert!(code == Some(2) && out.contains("'--linear-eval' cannot be used with '--no-keep'"), "{out}");
     assert!(!w.join("results").exists(), "nothing ran: {out}");
 
     let data = crate::support::mnist5k();
