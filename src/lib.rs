@@ -2,6 +2,7 @@
 //! run on a laptop to sweeps on a SLURM cluster. See README.md for the data flow.
 pub mod atomic_file;
 pub mod augment;
+pub mod build_once;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -35,21 +35,34 @@ pub fn table(spec: &RunSpec, train: &Dataset, recipe: &Recipe, device: Device) -
             if k == 0 {
                 return Ok((NeighbourTable::identity(train.len()), None));
             }
-            let table = match knn::cached_table(&spec.cache_dir, &hash, k, spec.metric, train.len()) {
-                Some(t) => t,
-                None => knn::table_cached(&embedding()?, &hash, k, spec.metric, &spec.cache_dir, device)?,
-            };
+            let path = knn::table_path(&spec.cache_dir, &hash, k, spec.metric);
+            let table = crate::build_once::build_once(
+                &lock_for(&spec.cache_dir, &path),
+                &format!("the neighbour table of prior `{}`, k {k} ({})", spec.prior, path.display()),
+                || knn::cached_table(&spec.cache_dir, &hash, k, spec.metric, train.len()),
+                || knn::table_cached(&embedding()?, &hash, k, spec.metric, &spec.cache_dir, device),
+            )?;
             Ok((if spec.exclude_self { table } else { table.with_self_first()? }, None))
         }
         NeighbourMode::Radius => {
             let (max, tau) = radius_rule(spec, train.len());
-            let (table, tau) = match knn::cached_radius(&spec.cache_dir, &hash, spec.metric, max, tau, train.len()) {
-                Some(hit) => hit,
-                None => knn::radius_cached(&embedding()?, &hash, spec.metric, max, tau, &spec.cache_dir, device)?,
-            };
+            let path = knn::radius_path(&spec.cache_dir, &hash, spec.metric, max, tau);
+            let (table, tau) = crate::build_once::build_once(
+                &lock_for(&spec.cache_dir, &path),
+                &format!("the candidates within τ of prior `{}` ({})", spec.prior, path.display()),
+                || knn::cached_radius(&spec.cache_dir, &hash, spec.metric, max, tau, train.len()),
+                || knn::radius_cached(&embedding()?, &hash, spec.metric, max, tau, &spec.cache_dir, device),
+            )?;
             Ok((if spec.exclude_self { table } else { table.with_self_first()? }, Some(tau)))
         }
     }
+}
+
+/// The lock of one cached table: named after its file, so each table has its own builder (the
+/// prior's embedding is computed inside it too).
+fn lock_for(cache_dir: &std::path::Path, table_file: &std::path::Path) -> std::path::PathBuf {
+    let stem = table_file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    crate::build_once::lock_path(cache_dir, &format!("knn-{stem}"))
 }
 
 /// The neighbours compared with τ (`max_candidates`, at most every other image) and τ's rule.

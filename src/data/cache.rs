@@ -37,16 +37,30 @@ pub(super) fn load_or_decode(path: &Path, format: DataFormat, request: &Request,
     let format = super::resolve_format(format, path)?;
     let fingerprint = fingerprint(&source_files(path, format, request.split)?)?;
     let file = entry_path(cache_dir, path, format, request);
-    if file.exists() {
-        match read(&file) {
-            Ok((d, fp)) if fp == fingerprint => return Ok(d),
-            Ok(_) => {} // the sources changed: rebuild quietly, that is what the fingerprint is for
-            Err(e) => eprintln!("warning: decoded cache {} is unusable ({e:#}); rebuilding it", file.display()),
+    let load = || {
+        if !file.exists() {
+            return None;
         }
-    }
-    let d = decode_request(path, format, request)?;
-    write(&file, &d, &fingerprint).with_context(|| format!("writing decoded cache {}", file.display()))?;
-    Ok(d)
+        match read(&file) {
+            Ok((d, fp)) if fp == fingerprint => Some(d),
+            Ok(_) => None, // the sources changed: rebuild quietly, that is what the fingerprint is for
+            Err(e) => {
+                eprintln!("warning: decoded cache {} is unusable ({e:#}); rebuilding it", file.display());
+                None
+            }
+        }
+    };
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    crate::build_once::build_once(
+        &crate::build_once::lock_path(cache_dir, &format!("data-{stem}")),
+        &format!("the decoded {} split of {} ({})", request.split, path.display(), file.display()),
+        load,
+        || {
+            let d = decode_request(path, format, request)?;
+            write(&file, &d, &fingerprint).with_context(|| format!("writing decoded cache {}", file.display()))?;
+            Ok(d)
+        },
+    )
 }
 
 /// sha256 over (path, size, mtime) of each source file.

@@ -83,17 +83,32 @@ pub fn embed_cached(
     let embedder = make(prior, opts, input, seed, cache_dir)?;
     let hash = hash_of(embedder.as_ref(), train);
     let path = embedding_path(cache_dir, &hash);
-    if path.exists() {
-        match read_embedding(&path, train.len()) {
-            Ok(e) => return Ok((e, hash)),
-            Err(e) => eprintln!("warning: {e:#}; recomputing it"),
+    let load = || {
+        if !path.exists() {
+            return None;
         }
-    }
-    let emb = embedder.embed(train, device).with_context(|| format!("embedding {} images with prior `{prior}`", train.len()))?;
-    check_embedding(&emb, train.len(), &format!("prior `{prior}`"))?;
-    let emb = emb.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-    crate::atomic_file::write_via_temp(&path, |tmp| Tensor::write_safetensors(&[("embedding", emb.shallow_clone())], tmp).map_err(Into::into))
-        .with_context(|| format!("writing prior cache {}", path.display()))?;
+        match read_embedding(&path, train.len()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                eprintln!("warning: {e:#}; recomputing it");
+                None
+            }
+        }
+    };
+    // Tables of several k (or rules) over one embedding share it: one process computes it.
+    let emb = crate::build_once::build_once(
+        &crate::build_once::lock_path(cache_dir, &format!("prior-{hash}")),
+        &format!("the embedding of prior `{prior}` ({})", path.display()),
+        load,
+        || {
+            let emb = embedder.embed(train, device).with_context(|| format!("embedding {} images with prior `{prior}`", train.len()))?;
+            check_embedding(&emb, train.len(), &format!("prior `{prior}`"))?;
+            let emb = emb.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+            crate::atomic_file::write_via_temp(&path, |tmp| Tensor::write_safetensors(&[("embedding", emb.shallow_clone())], tmp).map_err(Into::into))
+                .with_context(|| format!("writing prior cache {}", path.display()))?;
+            Ok(emb)
+        },
+    )?;
     Ok((emb, hash))
 }
 
