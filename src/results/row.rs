@@ -46,6 +46,9 @@ pub struct ResultRow {
     pub samples_per_s: f64,
     pub device: String,
     pub resumed_from_epoch: Option<i64>,
+    /// The run's earlier attempts and how each ended (requeue, preemption, a lost node), one per
+    /// line; null for a run done in one go.
+    pub earlier_attempts: Option<String>,
     /// `backbone_init`: the pretrained weights the backbone started from (path and sha256).
     pub backbone_init: Option<String>,
     /// Offline linear evaluation (`gps eval linear`): null until it has run.
@@ -139,6 +142,7 @@ impl ResultRow {
             samples_per_s: outcome.samples_per_s,
             device: outcome.device.clone(),
             resumed_from_epoch: outcome.resumed_from_epoch.map(|e| e as i64),
+            earlier_attempts: (!outcome.earlier_attempts.is_empty()).then(|| outcome.earlier_attempts.join("\n")),
             backbone_init: outcome.backbone_init.clone(),
             linear: None,
             tau: outcome.tau,
@@ -195,6 +199,7 @@ impl ResultRow {
             f("samples_per_s", self.samples_per_s),
             s("device", &self.device),
             Column::new("resumed_from_epoch".into(), [self.resumed_from_epoch]),
+            Column::new("earlier_attempts".into(), [self.earlier_attempts.as_deref()]),
             Column::new("backbone_init".into(), [self.backbone_init.as_deref()]),
             s("git_rev", &self.git_rev),
             s("command", &self.command),

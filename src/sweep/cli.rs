@@ -212,7 +212,7 @@ impl SweepCommand {
         match self {
             SweepCommand::Expand { sweep, format, limit } => {
                 let (_, runs) = super::load(&sweep, limit.max_runs)?;
-                print_runs(&runs, &vec![None; runs.len()], format);
+                print_runs(&runs, &vec![None; runs.len()], &[], format);
                 Ok(())
             }
             SweepCommand::Submit { sweep, dry_run, max_array_size, check, which, limit, keep } => {
@@ -275,11 +275,14 @@ impl SweepCommand {
                         return Ok(());
                     }
                 }
-                let states = status::collect(&runs, &workdir, &file.name, status::Queue::BestEffort)?;
+                let views = status::collect_views(&runs, &workdir, &file.name, status::Queue::BestEffort)?;
+                let states: Vec<status::RunState> = views.iter().map(|v| v.state.clone()).collect();
                 let shown: Vec<Option<&status::RunState>> = states.iter().map(Some).collect();
-                print_runs(&runs, &shown, format);
+                let earlier: Vec<Vec<String>> = views.iter().map(status::earlier_attempts).collect();
+                print_runs(&runs, &shown, &earlier, format);
                 if matches!(format, Format::Table) {
                     println!("{}", super::select::summary(&states));
+                    print_restarted(&runs, &states, &earlier);
                 }
                 Ok(())
             }
@@ -308,13 +311,30 @@ fn limit_unless_submitted(from_manifest: bool) -> usize {
     if from_manifest { usize::MAX } else { super::DEFAULT_MAX_RUNS }
 }
 
-fn print_runs(runs: &[PlannedRun], states: &[Option<&status::RunState>], format: Format) {
+/// The runs that took more than one attempt, and how each earlier attempt ended: what a node
+/// loss or a requeue storm did to the sweep, after the fact.
+fn print_restarted(runs: &[PlannedRun], states: &[status::RunState], earlier: &[Vec<String>]) {
+    let restarted: Vec<usize> = (0..runs.len()).filter(|&i| !earlier[i].is_empty()).collect();
+    if restarted.is_empty() {
+        return;
+    }
+    println!("{} run(s) were restarted (requeued, preempted or moved off a lost node); how each earlier attempt ended:", restarted.len());
+    for i in restarted {
+        println!("  {} (index {}, {}):", runs[i].id, runs[i].index, states[i].word());
+        for line in &earlier[i] {
+            println!("    {line}");
+        }
+    }
+}
+
+fn print_runs(runs: &[PlannedRun], states: &[Option<&status::RunState>], earlier: &[Vec<String>], format: Format) {
     match format {
         Format::Json => {
             let items: Vec<serde_json::Value> = runs
                 .iter()
                 .zip(states)
-                .map(|(r, s)| {
+                .enumerate()
+                .map(|(position, (r, s))| {
                     let mut item = serde_json::json!({
                         "index": r.index,
                         "run_id": r.id,
@@ -324,6 +344,9 @@ fn print_runs(runs: &[PlannedRun], states: &[Option<&status::RunState>], format:
                     if let Some(s) = s {
                         item["state"] = s.word().into();
                         item["detail"] = s.detail().into();
+                    }
+                    if let Some(e) = earlier.get(position).filter(|e| !e.is_empty()) {
+                        item["earlier_attempts"] = e.clone().into();
                     }
                     item
                 })

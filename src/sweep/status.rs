@@ -113,6 +113,12 @@ fn queue_view(subs: &[Submission], workdir: &Path, sweep_name: &str) -> Result<H
     Ok(view)
 }
 
+/// How each earlier attempt of a run ended, one line each (from its progress record, or, once the
+/// record is gone with `--no-keep`, nothing: the result row keeps them in `earlier_attempts`).
+pub fn earlier_attempts(view: &RunView) -> Vec<String> {
+    view.progress.as_ref().map(|p| p.earlier.iter().map(|a| a.describe()).collect()).unwrap_or_default()
+}
+
 /// How to treat a SLURM that cannot be asked about submitted jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {

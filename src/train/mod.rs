@@ -63,6 +63,10 @@ pub struct RunOutcome {
     pub device: String,
     /// Epoch the run resumed from, if it was restarted from a checkpoint.
     pub resumed_from_epoch: Option<usize>,
+    /// Each earlier attempt of the run and how it ended (requeue, preemption, a lost node), in
+    /// words; empty for a run done in one go.
+    #[serde(default)]
+    pub earlier_attempts: Vec<String>,
     /// `backbone_init`: the weights file and its sha256 (`<path> sha256:<16 hex>`).
     #[serde(default)]
     pub backbone_init: Option<String>,

@@ -52,6 +52,77 @@ pub struct ProgressRecord {
     pub pid: u32,
     /// `<array job>_<task>` under SLURM, else `local`.
     pub job: String,
+    /// The signal that stopped this attempt (phase `interrupted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Every earlier attempt of this run and how it ended (requeues, preemption, lost nodes),
+    /// oldest first: what `gps sweep status` names for a run that was restarted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Attempt>,
+}
+
+/// An earlier attempt of a run, as the next attempt found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub job: String,
+    pub host: String,
+    /// Its last record: when it was written, and how far the run was then.
+    pub ended_at: f64,
+    pub epoch: usize,
+    pub step: u64,
+    /// How it ended, in words.
+    pub how: String,
+    /// Seconds per step at its pace, when known.
+    #[serde(default)]
+    pub step_s: Option<f64>,
+    /// Set by the next attempt once it starts training: the step it resumed from (0: started
+    /// over), how long after this attempt's last record, and the time lost in all: that wait plus
+    /// the steps done again at this attempt's pace.
+    #[serde(default)]
+    pub resumed_at_step: Option<u64>,
+    #[serde(default)]
+    pub back_after_s: Option<f64>,
+    #[serde(default)]
+    pub lost_s: Option<f64>,
+}
+
+impl Attempt {
+    /// What the record an ended attempt left says about it.
+    fn ended(p: &ProgressRecord) -> Attempt {
+        let how = match p.phase {
+            Phase::Interrupted => format!("stopped by {} after writing a checkpoint (a requeue, preemption or the time limit)", p.signal.as_deref().unwrap_or("a signal")),
+            Phase::Preparing => "ended while preparing (killed, node lost, or an error: see its log)".to_string(),
+            _ => "ended with no checkpoint on the way out (killed, node lost, out of memory, or an error: see its log)".to_string(),
+        };
+        let steps_per_epoch = p.total_steps as f64 / p.epochs.max(1) as f64;
+        let step_s = p.epoch_s.filter(|_| steps_per_epoch > 0.0).map(|e| e / steps_per_epoch);
+        Attempt {
+            job: p.job.clone(),
+            host: p.host.clone(),
+            ended_at: p.updated_at,
+            epoch: p.epoch,
+            step: p.step,
+            how,
+            step_s,
+            resumed_at_step: None,
+            back_after_s: None,
+            lost_s: None,
+        }
+    }
+
+    /// One line: `job 12_3 on gpsn2 at epoch 1, step 40: stopped by SIGTERM ...; resumed from step 40 after 14 s (lost about 14 s)`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("job {} on {} at epoch {}, step {}: {}", self.job, self.host, self.epoch, self.step, self.how);
+        match (self.resumed_at_step, self.back_after_s) {
+            (Some(0), _) if self.step > 0 => s.push_str("; the next attempt found no checkpoint and started over"),
+            (Some(at), Some(back)) => s.push_str(&format!("; resumed from step {at} {:.0} s later", back)),
+            _ => {}
+        }
+        if let Some(lost) = self.lost_s {
+            s.push_str(&format!(" (about {lost:.0} s lost)"));
+        }
+        s
+    }
 }
 
 impl ProgressRecord {
@@ -73,6 +144,8 @@ impl ProgressRecord {
             host: host::hostname(),
             pid: std::process::id(),
             job: host::slurm_job(),
+            signal: None,
+            earlier: Vec::new(),
         }
     }
 
@@ -120,11 +193,27 @@ pub fn read(ckpt_dir: &Path) -> Result<Option<ProgressRecord>> {
 /// At the start of a run's process, before its data is loaded: the record says who runs it now
 /// (a record left by an earlier attempt would otherwise look stalled), keeping the earlier
 /// attempt's epoch and metrics for display. Failing to write it does not stop the run.
+/// The earlier attempt's record becomes one entry of `earlier`: how it ended is told by its phase.
 pub fn mark_preparing(ckpt_dir: &Path, run_id: &str, epochs: usize) {
     let fresh = ProgressRecord { phase: Phase::Preparing, ..ProgressRecord::fresh(run_id, epochs, 0) };
     let record = match read(ckpt_dir).ok().flatten().filter(|r| r.run_id == run_id) {
-        Some(p) => ProgressRecord { epoch: p.epoch, step: p.step, total_steps: p.total_steps, loss: p.loss, probe_top1: p.probe_top1, ..fresh },
-        None => fresh,
+        Some(p) => {
+            let mut earlier = p.earlier.clone();
+            earlier.push(Attempt::ended(&p));
+            ProgressRecord { epoch: p.epoch, step: p.step, total_steps: p.total_steps, loss: p.loss, probe_top1: p.probe_top1, earlier, ..fresh }
+        }
+        None => {
+            // SLURM restarted this task, yet nothing of an earlier attempt is left: its folder was
+            // deleted (by hand, or a scratch purge). Say so; the run starts from nothing.
+            if let Some(n) = std::env::var("SLURM_RESTART_COUNT").ok().and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 0) {
+                eprintln!(
+                    "[gps] warning: this is restart {n} of task {}, but {} holds no progress record or checkpoint of run {run_id}: it was deleted; the run starts over from epoch 0",
+                    host::slurm_job(),
+                    ckpt_dir.display()
+                );
+            }
+            fresh
+        }
     };
     if let Err(e) = write_record(ckpt_dir, &record) {
         eprintln!("warning: cannot write the progress record ({e:#})");
@@ -150,7 +239,28 @@ pub struct ProgressWriter {
 
 impl ProgressWriter {
     pub fn new(ckpt_dir: &Path, state: &LoopState, epochs: usize, total_steps: u64, batch_size: usize) -> ProgressWriter {
-        let record = ProgressRecord::fresh(&state.run_id, epochs, total_steps);
+        let mut record = ProgressRecord::fresh(&state.run_id, epochs, total_steps);
+        // This process's own preparing record carries the earlier attempts: the last one learns
+        // where this one resumes, and what that cost.
+        if let Some(mine) = read(ckpt_dir).ok().flatten().filter(|r| r.run_id == state.run_id && r.pid == record.pid) {
+            record.earlier = mine.earlier;
+        }
+        if let Some(last) = record.earlier.last_mut().filter(|a| a.resumed_at_step.is_none()) {
+            let back = (record.updated_at - last.ended_at).max(0.0);
+            let redo = last.step.saturating_sub(state.global_step);
+            last.resumed_at_step = Some(state.global_step);
+            last.back_after_s = Some(back);
+            last.lost_s = Some(back + last.step_s.map_or(0.0, |s| s * redo as f64));
+            if state.global_step == 0 && last.step > 0 {
+                eprintln!(
+                    "[gps] warning: an earlier attempt ({}) reached epoch {}, step {}, but no checkpoint is left in {}: the run starts over from epoch 0",
+                    last.job,
+                    last.epoch,
+                    last.step,
+                    ckpt_dir.display()
+                );
+            }
+        }
         let steps_per_epoch = total_steps / epochs.max(1) as u64;
         let mut w = ProgressWriter {
             dir: ckpt_dir.to_path_buf(),
@@ -164,6 +274,17 @@ impl ProgressWriter {
         };
         w.write(state, Phase::Training);
         w
+    }
+
+    /// The earlier attempts of this run (empty for a run that was never restarted).
+    pub fn earlier(&self) -> &[Attempt] {
+        &self.record.earlier
+    }
+
+    /// Stopped by `signal` after a checkpoint.
+    pub fn interrupted(&mut self, state: &LoopState, signal: &str) {
+        self.record.signal = Some(signal.to_string());
+        self.write(state, Phase::Interrupted);
     }
 
     /// After a step: written when the last write is a few seconds old.
@@ -245,6 +366,45 @@ mod tests {
         mark_preparing(dir.path(), "other", 7);
         let r = read(dir.path()).unwrap().unwrap();
         assert_eq!((r.run_id.as_str(), r.epoch, r.epochs, r.step), ("other", 0, 7, 0));
+    }
+
+    #[test]
+    fn each_new_attempt_records_how_the_last_one_ended_and_what_the_restart_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = LoopState { run_id: "r".into(), global_step: 10, epoch: 1, ..Default::default() };
+        // attempt 1 is stopped by SIGTERM after a checkpoint at step 10 (a requeue)
+        let mut w = ProgressWriter::new(dir.path(), &state, 4, 40, 32);
+        assert!(w.earlier().is_empty());
+        w.interrupted(&state, "SIGTERM");
+        // attempt 2 resumes from that checkpoint, trains to step 25 and dies without a word
+        mark_preparing(dir.path(), "r", 4);
+        let w = ProgressWriter::new(dir.path(), &state, 4, 40, 32);
+        let first = &w.earlier()[0];
+        assert!(first.how.contains("stopped by SIGTERM after writing a checkpoint"), "{first:?}");
+        assert_eq!((first.epoch, first.step, first.resumed_at_step), (1, 10, Some(10)));
+        assert!(first.back_after_s.unwrap() >= 0.0 && first.lost_s == first.back_after_s, "nothing done again: {first:?}");
+        let mut record = read(dir.path()).unwrap().unwrap();
+        record.step = 25;
+        record.epoch = 2;
+        record.epoch_s = Some(20.0); // 10 steps an epoch: 2 s a step
+        write_record(dir.path(), &record).unwrap();
+        // attempt 3 finds the checkpoint of epoch 2 (step 20): 5 steps, 10 s, done again
+        mark_preparing(dir.path(), "r", 4);
+        state.global_step = 20;
+        let w = ProgressWriter::new(dir.path(), &state, 4, 40, 32);
+        let second = &w.earlier()[1];
+        assert!(second.how.contains("no checkpoint on the way out"), "{second:?}");
+        let (back, lost) = (second.back_after_s.unwrap(), second.lost_s.unwrap());
+        assert!((lost - back - 10.0).abs() < 1e-9, "{second:?}");
+        assert!(second.describe().contains("resumed from step 20") && second.describe().contains("at epoch 2, step 25"), "{}", second.describe());
+        assert_eq!(w.earlier().len(), 2, "the first attempt is kept as it was");
+        assert_eq!(w.earlier()[0].resumed_at_step, Some(10));
+
+        // a checkpoint deleted by hand: the next attempt starts from step 0 and says so
+        mark_preparing(dir.path(), "r", 4);
+        state.global_step = 0;
+        let w = ProgressWriter::new(dir.path(), &state, 4, 40, 32);
+        assert!(w.earlier()[2].describe().contains("found no checkpoint and started over"), "{:?}", w.earlier());
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct Trainer<'a> {
     /// ssl-loss sum since the last read-back, on the device.
     pending_loss: Tensor,
     pending_steps: u64,
+    /// How the run's earlier attempts ended (from its progress record), for the result row.
+    earlier_attempts: Vec<String>,
 }
 
 impl<'a> Trainer<'a> {
@@ -188,6 +190,7 @@ impl<'a> Trainer<'a> {
         let sampler = PositiveSampler::new(data.table);
         let health_pairs = HealthPairs::new(n, &sampler, spec.seed, STREAM_HEALTH, device);
         Ok(Trainer {
+            earlier_attempts: Vec::new(),
             spec,
             device,
             backbone,
@@ -296,7 +299,7 @@ impl<'a> Trainer<'a> {
                     self.state.train_s += started.elapsed().as_secs_f64();
                     self.state.samples_seen += samples;
                     self.save_checkpoint(&opts.ckpt_dir)?;
-                    record.write(&self.state, Phase::Interrupted);
+                    record.interrupted(&self.state, signal);
                     reporter.finish();
                     return Err(Interrupted { signal, epoch, step: self.state.global_step }.into());
                 }
@@ -349,6 +352,7 @@ impl<'a> Trainer<'a> {
             record.write(&self.state, Phase::Training);
         }
         record.write(&self.state, Phase::Evaluating);
+        self.earlier_attempts = record.earlier().iter().map(|a| a.describe()).collect();
         reporter.finish();
         Ok(())
     }
@@ -557,6 +561,7 @@ impl<'a> Trainer<'a> {
             samples_per_s: s.samples_seen as f64 / s.train_s.max(1e-9),
             device: crate::device::describe(self.device),
             resumed_from_epoch,
+            earlier_attempts: self.earlier_attempts.clone(),
             backbone_init: self.backbone_init.clone(),
             tau: self.prior_tau,
             candidates: self.prior_candidates.map(|(c, self_only)| super::CandidateStats { mean: c.mean, median: c.median, min: c.min, max: c.max, self_only }),
