@@ -32,7 +32,8 @@ pub fn sbatch(script: &Path, extra: &[String], workdir: &Path) -> Result<String>
     args.push(script_arg);
     let out = slurm("sbatch", &args, Some(workdir))?;
     if !out.status.success() {
-        bail!("sbatch {} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr).trim());
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        bail!("SLURM refused the job: `sbatch {}` said: {said}{}", script.display(), refusal_hint(&said));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     // --parsable prints `<job id>` or `<job id>;<cluster>`
@@ -41,6 +42,24 @@ pub fn sbatch(script: &Path, extra: &[String], workdir: &Path) -> Result<String>
         bail!("sbatch {} printed {:?}, not a job id", script.display(), text.trim());
     }
     Ok(id)
+}
+
+/// What to do about the usual reasons `sbatch` refuses a job, from its own words.
+fn refusal_hint(said: &str) -> &'static str {
+    let s = said.to_ascii_lowercase();
+    if s.contains("qos") {
+        " (the quality of service: set `slurm.qos` in the sweep file to one your account may use; `sacctmgr show assoc user=$USER` lists them)"
+    } else if s.contains("partition") && (s.contains("inactive") || s.contains("down") || s.contains("state")) {
+        " (the partition does not take jobs now: `sinfo` shows its state; choose another with `slurm.partition`, or wait for it)"
+    } else if s.contains("invalid partition") {
+        " (set `slurm.partition` to one that `sinfo -s` lists)"
+    } else if s.contains("account") {
+        " (set `slurm.account` to an account you may charge)"
+    } else if s.contains("time limit") {
+        " (lower `slurm.time` below the partition's MaxTime: `sinfo -o '%P %l'`)"
+    } else {
+        ""
+    }
 }
 
 /// The cluster's MaxArraySize (array indices must stay below it); SLURM's default when unknown.
@@ -134,6 +153,15 @@ pub fn parse_indices(spec: &str) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refusal_names_what_to_change() {
+        assert!(refusal_hint("sbatch: error: Batch job submission failed: Invalid qos specification").contains("slurm.qos"));
+        assert!(refusal_hint("sbatch: error: Batch job submission failed: Partition in inactive state").contains("slurm.partition"));
+        assert!(refusal_hint("sbatch: error: invalid partition specified: gpu-big").contains("sinfo -s"));
+        assert_eq!(refusal_hint("sbatch: error: something new"), "");
+    }
+
     use super::*;
 
     #[test]

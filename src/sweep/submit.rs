@@ -107,8 +107,19 @@ pub fn submit(sweep: &SweepFile, runs: &[PlannedRun], opts: &SubmitOptions) -> R
             }
             continue;
         }
+        // A refusal leaves no trace of this part: its folder goes, a preparation job already
+        // accepted for it is cancelled, so status and the next submit see these runs as never
+        // submitted. Parts submitted before stay recorded: they are SLURM's now.
+        let earlier = if out.array_jobs.is_empty() { String::new() } else { format!(" (array job(s) {} submitted before it stay queued)", out.array_jobs.join(", ")) };
+        let refused = |e: anyhow::Error, prepare: Option<&str>| -> anyhow::Error {
+            if let Some(p) = prepare {
+                let _ = std::process::Command::new("scancel").arg(p).status();
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            e.context(format!("{} run(s) not submitted, and nothing recorded as submitted{earlier}", part.len()))
+        };
         let prepare_job = if needs_prepare {
-            let id = cluster::sbatch(&prepare_script, &after_check("afterok", None), &workdir)?;
+            let id = cluster::sbatch(&prepare_script, &after_check("afterok", None), &workdir).map_err(|e| refused(e, None))?;
             out.prepare_jobs.push(id.clone());
             Some(id)
         } else {
@@ -116,7 +127,8 @@ pub fn submit(sweep: &SweepFile, runs: &[PlannedRun], opts: &SubmitOptions) -> R
         };
         // afterany on the preparation, not afterok: if preparation fails, the tasks still run, redo
         // it and record the error as each run's failure, instead of the array being cancelled.
-        let array_job = cluster::sbatch(&array_script, &after_check("afterany", prepare_job.clone()), &workdir)?;
+        let array_job =
+            cluster::sbatch(&array_script, &after_check("afterany", prepare_job.clone()), &workdir).map_err(|e| refused(e, prepare_job.as_deref()))?;
         submissions::record_jobs(&dir, prepare_job.as_deref(), &array_job)?;
         if let Some(Some(c)) = &check {
             submissions::record_check(&dir, c)?;
