@@ -22,6 +22,7 @@ mod quickstart;
 mod recipes;
 mod report_configurations;
 mod results_report;
+mod slurm_cluster;
 mod slurm_sweep;
 mod sweep_expand;
 mod sweep_local;

@@ -393,3 +393,29 @@ fn check_job_gates_the_array() {
     assert!(rows_and_failures(&w.join("results/nocuda")).0.is_empty(), "no task ran");
     assert!(!w.join(format!("slurm/nocuda/logs/{array_job}_0.out")).exists(), "the array's task never started");
 }
+
+/// SLURM refuses the job (a partition that does not exist, as a QOS or a closed partition would):
+/// the error names the cause and what to change, and nothing is recorded as submitted, so status
+/// shows the runs as missing and the corrected sweep submits them.
+#[test]
+fn a_refused_submission_records_nothing() {
+    if !cluster_ready() {
+        return;
+    }
+    let data = crate::support::mnist5k();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let sweep = format!("name: refused\n{}grid:\n  prior: [none, pixels]\n", base(&data, 1)).replace("slurm: {", "slurm: {partition: nosuch, ");
+    std::fs::write(w.join("refused.yaml"), &sweep).unwrap();
+    let out = crate::support::gps_output(w, &["sweep", "submit", "refused.yaml"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("SLURM refused the job") && text.contains("nosuch") && text.contains("slurm.partition"), "{text}");
+    assert!(text.contains("2 run(s) not submitted, and nothing recorded as submitted"), "{text}");
+    let subs: Vec<PathBuf> = walk(&w.join("slurm/refused")).into_iter().filter(|p| p.to_string_lossy().contains("sub-")).collect();
+    assert!(subs.is_empty(), "no submission folder is left: {subs:?}");
+    let status = gps(w, &["sweep", "status", "refused.yaml"]);
+    assert!(status.contains("0 done, 0 running, 0 pending, 0 failed, 2 missing"), "{status}");
+    let dry = gps(w, &["sweep", "submit", "refused.yaml", "--dry-run"]);
+    assert!(dry.contains("submitting 2"), "the runs are still to submit: {dry}");
+}
