@@ -281,8 +281,8 @@ impl SweepCommand {
                 let earlier: Vec<Vec<String>> = views.iter().map(status::earlier_attempts).collect();
                 print_runs(&runs, &shown, &earlier, format);
                 if matches!(format, Format::Table) {
-                    println!("{}", super::select::summary(&states));
                     print_restarted(&runs, &states, &earlier);
+                    println!("{}", super::select::summary(&states));
                 }
                 Ok(())
             }
