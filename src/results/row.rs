@@ -97,7 +97,7 @@ pub fn added_column(name: &str) -> Option<DataType> {
     match name {
         "linear_top1" | "linear_lr" => Some(DataType::Float64),
         "linear_epochs" | "numerics" => Some(DataType::Int64),
-        "backbone_init" => Some(DataType::String),
+        "backbone_init" | "earlier_attempts" => Some(DataType::String),
         "tau" | "candidates_mean" | "candidates_median" | "candidates_self_only" => Some(DataType::Float64),
         "candidates_min" | "candidates_max" => Some(DataType::Int64),
         "refresh_epochs" => Some(DataType::List(Box::new(DataType::Int64))),

@@ -278,7 +278,7 @@ impl SweepCommand {
                 let views = status::collect_views(&runs, &workdir, &file.name, status::Queue::BestEffort)?;
                 let states: Vec<status::RunState> = views.iter().map(|v| v.state.clone()).collect();
                 let shown: Vec<Option<&status::RunState>> = states.iter().map(Some).collect();
-                let earlier: Vec<Vec<String>> = views.iter().map(status::earlier_attempts).collect();
+                let earlier: Vec<Vec<String>> = runs.iter().zip(&views).map(|(r, v)| status::earlier_attempts(r, v)).collect();
                 print_runs(&runs, &shown, &earlier, format);
                 if matches!(format, Format::Table) {
                     print_restarted(&runs, &states, &earlier);

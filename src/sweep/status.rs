@@ -113,10 +113,20 @@ fn queue_view(subs: &[Submission], workdir: &Path, sweep_name: &str) -> Result<H
     Ok(view)
 }
 
-/// How each earlier attempt of a run ended, one line each (from its progress record, or, once the
-/// record is gone with `--no-keep`, nothing: the result row keeps them in `earlier_attempts`).
-pub fn earlier_attempts(view: &RunView) -> Vec<String> {
-    view.progress.as_ref().map(|p| p.earlier.iter().map(|a| a.describe()).collect()).unwrap_or_default()
+/// How each earlier attempt of a run ended, one line each: from its progress record, or, for a
+/// finished run whose record went with its checkpoints (`--no-keep`), from its result row.
+pub fn earlier_attempts(run: &PlannedRun, view: &RunView) -> Vec<String> {
+    if let Some(p) = &view.progress {
+        return p.earlier.iter().map(|a| a.describe()).collect();
+    }
+    if view.state != RunState::Done {
+        return Vec::new();
+    }
+    let from_row = || -> Option<String> {
+        let frame = row::read_row(&row::row_path(&run.spec.output_dir, &run.id)).ok()?;
+        frame.column("earlier_attempts").ok()?.str().ok()?.get(0).map(str::to_string)
+    };
+    from_row().map(|text| text.lines().map(str::to_string).collect()).unwrap_or_default()
 }
 
 /// How to treat a SLURM that cannot be asked about submitted jobs.
