@@ -275,8 +275,8 @@ fn a_sweep_survives_a_multi_node_cluster() {
 
     // ---- A requeue storm on STORM_NODE and a node loss on the others, at the same time, and the
     // same runs without interruption for reference.
-    let storm = sweep("storm", &data, "0, 1, 2", 3, 256, 100, 64, &format!("{{cpus: 1, mem: 1G, time: \"00:10:00\", extra: [\"--nodelist={STORM_NODE}\"]}}"));
-    let loss = sweep("nodeloss", &data, "0, 1, 2", 3, 256, 100, 64, "{cpus: 8, mem: 1G, time: \"00:10:00\"}");
+    let storm = sweep("storm", &data, "0, 1, 2", 4, 256, 100, 64, &format!("{{cpus: 1, mem: 1G, time: \"00:10:00\", extra: [\"--nodelist={STORM_NODE}\"]}}"));
+    let loss = sweep("nodeloss", &data, "0, 1, 2", 4, 256, 100, 64, "{cpus: 8, mem: 1G, time: \"00:10:00\"}");
     std::fs::write(w.join("storm.yaml"), &storm).unwrap();
     std::fs::write(w.join("nodeloss.yaml"), &loss).unwrap();
     let reference_dir = w.join("reference");
@@ -296,14 +296,15 @@ fn a_sweep_survives_a_multi_node_cluster() {
     let mut lost_node = Revive(&c, None);
     let mut killed_at = Instant::now();
     let mut victims: Vec<String> = Vec::new();
-    // Requeue storm: every running task of the storm's array at once, twice, each time once all
-    // three train past a checkpoint.
-    let training_past = |results: &Path, min_step: u64| {
-        ids.iter().all(|id| progress(results, id).is_some_and(|p| p.phase == progress_record::Phase::Training && p.epoch >= 1 && p.step > min_step))
+    // Requeue storm: every running task of the storm's array at once, twice: once all three train
+    // past their first checkpoint, then once all three train again in their second attempt.
+    let all_training = |results: &Path, attempt: usize| {
+        ids.iter().all(|id| {
+            progress(results, id).is_some_and(|p| p.phase == progress_record::Phase::Training && p.epoch >= 1 && p.earlier.len() == attempt)
+        })
     };
     let mut storms = 0;
     let mut deleted = None;
-    let mut last_steps = 0u64;
     let deadline = Instant::now() + Duration::from_secs(420);
     let context = || format!("{}\n{}\n{}\n{}", status("storm.yaml"), status("nodeloss.yaml"), logs(&w, "storm"), logs(&w, "nodeloss"));
     while storms < 2 || lost_node.1.is_none() {
@@ -323,13 +324,11 @@ fn a_sweep_survives_a_multi_node_cluster() {
                 lost_node.1 = Some(node);
             }
         }
-        if storms < 2 && training_past(&storm_results, last_steps) && c.tasks(&storm_job).values().filter(|(s, _)| s == "RUNNING").count() == 3 {
+        if storms < 2 && all_training(&storm_results, storms) && c.tasks(&storm_job).values().filter(|(s, _)| s == "RUNNING").count() == 3 {
             storms += 1;
             eprintln!("[{:.0?}] requeue storm {storms}: scontrol requeue {storm_job}", started.elapsed());
             let ok = c.cmd("scontrol").args(["requeue", &storm_job]).status().unwrap();
             assert!(ok.success());
-            // steps at the storm: the next one waits until every run has gone past them again
-            last_steps = ids.iter().filter_map(|id| progress(&storm_results, id)).map(|p| p.step).max().unwrap_or(0);
             if storms == 2 {
                 // While it is requeued, its checkpoint is deleted by hand: it must start over, and say so.
                 let dir = storm_results.join("ckpt").join(&ids[0]);
