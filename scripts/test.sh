@@ -12,7 +12,9 @@ bash slurm/local-cluster.sh up
 # A second, three-node cluster beside it (each node a slurmd in its own network namespace) for the
 # tests of what a cluster does to a sweep: a lost node, a requeue storm, 64 tasks at once. 22
 # CPUs a node: 64 one-CPU tasks start together. Stopped when the tests end, failed or not.
-multi() { SLURM_LOCAL_INSTANCE=multi SLURM_LOCAL_CPUS=22 SLURM_LOCAL_GPUS=0 bash slurm/local-cluster.sh "$@"; }
+# KillWait as SLURM's default (30 s): a requeued task finishing an epoch's evaluation and
+# checkpoint on a loaded node must not be killed halfway.
+multi() { SLURM_LOCAL_INSTANCE=multi SLURM_LOCAL_CPUS=22 SLURM_LOCAL_GPUS=0 SLURM_LOCAL_KILL_WAIT=30 bash slurm/local-cluster.sh "$@"; }
 trap 'multi down >/dev/null 2>&1 || true' EXIT
 multi up --nodes 3
 export GPS_SLURM_MULTI_CONF=/var/spool/slurm-local-multi/etc/slurm.conf GPS_SLURM_MULTI_INSTANCE=multi

@@ -21,6 +21,8 @@
 #   SLURM_LOCAL_NODE_PREFIX  node (and network namespace) names <prefix>1..N when N > 1 [gpsn]
 #   SLURM_LOCAL_SLURMD_TIMEOUT seconds without an answer before slurmctld marks a node DOWN and
 #                            requeues its jobs (N > 1; slurm's default is 300) [10]
+#   SLURM_LOCAL_KILL_WAIT    seconds between SIGTERM and SIGKILL when a job is cancelled or
+#                            requeued (slurm's default is 30) [5]
 #   SLURM_LOCAL_CPUS         CPUs the node advertises (> nproc oversubscribes: more array tasks at once) [nproc]
 #   SLURM_LOCAL_MEM_MB       RealMemory of the node in MB    [RealMemory of `slurmd -C`]
 #   SLURM_LOCAL_GPUS         fake "gpu" GRES count, 0 = none [2]
@@ -50,6 +52,8 @@ fi
 NET=${SLURM_LOCAL_NET:-10.77.0}
 PREFIX=${SLURM_LOCAL_NODE_PREFIX:-gpsn}
 SLURMD_TIMEOUT=${SLURM_LOCAL_SLURMD_TIMEOUT:-10}
+KILL_WAIT=${SLURM_LOCAL_KILL_WAIT:-5}
+[[ "$KILL_WAIT" =~ ^[0-9]+$ ]] || { echo "SLURM_LOCAL_KILL_WAIT must be a number of seconds" >&2; exit 2; }
 [[ "$NET" =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || { echo "SLURM_LOCAL_NET must be three octets, e.g. 10.77.0" >&2; exit 2; }
 [[ "$PREFIX" =~ ^[a-z][a-z0-9]{0,7}$ ]] || { echo "SLURM_LOCAL_NODE_PREFIX must be 1-8 lowercase letters and digits" >&2; exit 2; }
 [[ "$PORT" =~ ^[0-9]+$ ]] || { echo "SLURM_LOCAL_PORT must be a number" >&2; exit 2; }
@@ -343,7 +347,7 @@ SlurmdTimeout=$SLURMD_TIMEOUT
 # reject at submit time what can never run here (e.g. -c 3 on a 2-CPU node) instead of
 # leaving it PENDING forever with Reason=PartitionConfig
 EnforcePartLimits=ALL
-KillWait=5
+KillWait=$KILL_WAIT
 MaxArraySize=10001
 MaxJobCount=100000
 # keep finished jobs (and array tasks) visible in squeue -t all / scontrol for 1 h

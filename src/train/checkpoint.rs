@@ -78,6 +78,18 @@ pub fn save(dir: &Path, state: &LoopState, tensors: Vec<(String, Tensor)>) -> Re
     Ok(path)
 }
 
+/// Removes the temp files of checkpoint writes that never finished (`.tmp-*`, see `atomic_file`):
+/// a run's folder has one writer at a time, so when a new attempt starts any is an earlier
+/// attempt's, killed mid-write. Returns how many went.
+pub fn remove_half_written(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-")))
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
 /// After the run's result row is written: with `keep`, only the newest checkpoint stays (the
 /// trained model, for `gps export` and `gps eval linear`; the older one only served a resume);
 /// without, the run's checkpoint folder goes (progress record included).
@@ -150,6 +162,20 @@ pub fn take<'a>(tensors: &'a [(String, Tensor)], name: &str) -> Result<&'a Tenso
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn half_written_checkpoints_of_a_killed_attempt_are_removed_and_finished_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [".tmp-123-4-ckpt-0000000008.safetensors", "ckpt-0000000004.safetensors", "progress.json"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        assert_eq!(remove_half_written(dir.path()), 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["ckpt-0000000004.safetensors", "progress.json"]);
+        assert_eq!(remove_half_written(&dir.path().join("absent")), 0);
+    }
+
     use super::*;
 
     #[test]

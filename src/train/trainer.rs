@@ -117,6 +117,8 @@ pub struct Trainer<'a> {
     pending_steps: u64,
     /// How the run's earlier attempts ended (from its progress record), for the result row.
     earlier_attempts: Vec<String>,
+    /// The step of the last checkpoint written or resumed from.
+    checkpointed_step: Option<u64>,
 }
 
 impl<'a> Trainer<'a> {
@@ -190,6 +192,7 @@ impl<'a> Trainer<'a> {
         let sampler = PositiveSampler::new(data.table);
         let health_pairs = HealthPairs::new(n, &sampler, spec.seed, STREAM_HEALTH, device);
         Ok(Trainer {
+            checkpointed_step: None,
             earlier_attempts: Vec::new(),
             spec,
             device,
@@ -224,6 +227,12 @@ impl<'a> Trainer<'a> {
 
     /// Restores the newest good checkpoint in `dir`, if any; returns the epoch it resumes from.
     pub fn resume(&mut self, dir: &std::path::Path) -> Result<Option<usize>> {
+        // A checkpoint being written when an earlier attempt was killed (SIGKILL after SLURM's
+        // KillWait, a lost node) is a temp file no one will finish: it is never read, and goes now.
+        let removed = checkpoint::remove_half_written(dir);
+        if removed > 0 {
+            eprintln!("[gps] removed {removed} half-written checkpoint file(s) an earlier attempt left in {}", dir.display());
+        }
         let Some((state, tensors, path)) = checkpoint::load_latest(dir, &self.state.run_id)? else {
             return Ok(None);
         };
@@ -263,11 +272,12 @@ impl<'a> Trainer<'a> {
         let epoch = state.epoch;
         eprintln!("resuming from {} (epoch {}, step {})", path.display(), state.epoch, state.global_step);
         self.state = state;
+        self.checkpointed_step = Some(self.state.global_step);
         self.state.health.pad_to(epoch);
         Ok(Some(epoch))
     }
 
-    fn save_checkpoint(&self, dir: &std::path::Path) -> Result<()> {
+    fn save_checkpoint(&mut self, dir: &std::path::Path) -> Result<()> {
         let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
         tensors.extend(self.opt.state().into_iter().map(|(n, t)| (format!("opt.{n}"), t)));
         tensors.extend(self.method.state().into_iter().map(|(n, t)| (format!("method.{n}"), t)));
@@ -275,6 +285,7 @@ impl<'a> Trainer<'a> {
             tensors.extend(self.sampler.table().to_tensors().into_iter().map(|(n, t)| (format!("table.{n}"), t)));
         }
         checkpoint::save(dir, &self.state, tensors)?;
+        self.checkpointed_step = Some(self.state.global_step);
         Ok(())
     }
 
@@ -298,7 +309,11 @@ impl<'a> Trainer<'a> {
                     self.drain_loss()?;
                     self.state.train_s += started.elapsed().as_secs_f64();
                     self.state.samples_seen += samples;
-                    self.save_checkpoint(&opts.ckpt_dir)?;
+                    // Stopped right after an epoch's checkpoint: it already holds this step. Not
+                    // writing it twice keeps the exit inside SLURM's KillWait on a loaded node.
+                    if self.checkpointed_step != Some(self.state.global_step) {
+                        self.save_checkpoint(&opts.ckpt_dir)?;
+                    }
                     record.interrupted(&self.state, signal);
                     reporter.finish();
                     return Err(Interrupted { signal, epoch, step: self.state.global_step }.into());
@@ -472,7 +487,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Writes a checkpoint of the trainer as it stands (the self-check's round trip).
-    pub fn checkpoint_to(&self, dir: &std::path::Path) -> Result<()> {
+    pub fn checkpoint_to(&mut self, dir: &std::path::Path) -> Result<()> {
         self.save_checkpoint(dir)
     }
 
