@@ -214,7 +214,9 @@ fn prior_inspect_of_a_sweep_sees_each_table_its_runs_build() {
         cache.display()
     );
     std::fs::write(w.join("ins.yaml"), sweep).unwrap();
-    let out = gps_ok(w, &["prior", "inspect", "ins.yaml"]);
+    // The report's lines, without the cache's log lines (`[gps] cache: built ...`, on stderr).
+    let report = |text: String| text.lines().filter(|l| !l.starts_with("[gps] ")).collect::<Vec<_>>().join("\n");
+    let out = report(gps_ok(w, &["prior", "inspect", "ins.yaml"]));
     // pixels (seed-free: one table per mode) + labels (seeded: one per seed and mode) = 2 + 4.
     assert!(out.contains("6 distinct neighbour tables") && out.contains("2 baseline runs"), "{out}");
     assert_eq!(out.lines().filter(|l| l.starts_with("purity@5 (L2) of prior `pixels`")).count(), 1, "{out}");
@@ -231,7 +233,7 @@ fn prior_inspect_of_a_sweep_sees_each_table_its_runs_build() {
     // The tables are in the runs' cache: a run with such a prior finds its table without embedding.
     let knn_files = std::fs::read_dir(cache.join("knn")).unwrap().count();
     assert_eq!(knn_files, 6, "one cached table per distinct table");
-    let again = gps_ok(w, &["prior", "inspect", "ins.yaml"]);
+    let again = report(gps_ok(w, &["prior", "inspect", "ins.yaml"]));
     assert_eq!(again.lines().count(), out.lines().count());
     assert_eq!(std::fs::read_dir(cache.join("knn")).unwrap().count(), 6, "a second inspection builds nothing");
 }
