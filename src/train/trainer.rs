@@ -117,8 +117,6 @@ pub struct Trainer<'a> {
     pending_steps: u64,
     /// How the run's earlier attempts ended (from its progress record), for the result row.
     earlier_attempts: Vec<String>,
-    /// The step of the last checkpoint written or resumed from.
-    checkpointed_step: Option<u64>,
 }
 
 impl<'a> Trainer<'a> {
@@ -192,7 +190,6 @@ impl<'a> Trainer<'a> {
         let sampler = PositiveSampler::new(data.table);
         let health_pairs = HealthPairs::new(n, &sampler, spec.seed, STREAM_HEALTH, device);
         Ok(Trainer {
-            checkpointed_step: None,
             earlier_attempts: Vec::new(),
             spec,
             device,
@@ -272,12 +269,11 @@ impl<'a> Trainer<'a> {
         let epoch = state.epoch;
         eprintln!("resuming from {} (epoch {}, step {})", path.display(), state.epoch, state.global_step);
         self.state = state;
-        self.checkpointed_step = Some(self.state.global_step);
         self.state.health.pad_to(epoch);
         Ok(Some(epoch))
     }
 
-    fn save_checkpoint(&mut self, dir: &std::path::Path) -> Result<()> {
+    fn save_checkpoint(&self, dir: &std::path::Path) -> Result<()> {
         let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
         tensors.extend(self.opt.state().into_iter().map(|(n, t)| (format!("opt.{n}"), t)));
         tensors.extend(self.method.state().into_iter().map(|(n, t)| (format!("method.{n}"), t)));
@@ -285,7 +281,6 @@ impl<'a> Trainer<'a> {
             tensors.extend(self.sampler.table().to_tensors().into_iter().map(|(n, t)| (format!("table.{n}"), t)));
         }
         checkpoint::save(dir, &self.state, tensors)?;
-        self.checkpointed_step = Some(self.state.global_step);
         Ok(())
     }
 
@@ -309,11 +304,7 @@ impl<'a> Trainer<'a> {
                     self.drain_loss()?;
                     self.state.train_s += started.elapsed().as_secs_f64();
                     self.state.samples_seen += samples;
-                    // Stopped right after an epoch's checkpoint: it already holds this step. Not
-                    // writing it twice keeps the exit inside SLURM's KillWait on a loaded node.
-                    if self.checkpointed_step != Some(self.state.global_step) {
-                        self.save_checkpoint(&opts.ckpt_dir)?;
-                    }
+                    self.save_checkpoint(&opts.ckpt_dir)?;
                     record.interrupted(&self.state, signal);
                     reporter.finish();
                     return Err(Interrupted { signal, epoch, step: self.state.global_step }.into());
@@ -487,7 +478,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Writes a checkpoint of the trainer as it stands (the self-check's round trip).
-    pub fn checkpoint_to(&mut self, dir: &std::path::Path) -> Result<()> {
+    pub fn checkpoint_to(&self, dir: &std::path::Path) -> Result<()> {
         self.save_checkpoint(dir)
     }
 
