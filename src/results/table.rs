@@ -7,11 +7,14 @@
 //! one sample.
 
 use super::configuration;
+use super::index::{self, Index};
+use super::reading::{catch_panic, on_cores};
 use super::row::ResultRow;
 use crate::config::RunSpec;
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// What to tabulate.
@@ -159,7 +162,8 @@ pub fn higher_is_better(metric: &str) -> bool {
 }
 
 /// The row files of a results folder: `<dir>/runs/*.parquet`, or `<dir>/*/runs/*.parquet` for a
-/// folder of sweeps, or `<dir>/*.parquet`.
+/// folder of sweeps, or `<dir>/*.parquet`; hidden files (a row being written, the report index)
+/// are no rows.
 pub fn row_files(dir: &Path) -> Result<(Vec<PathBuf>, usize)> {
     let mut folders = Vec::new();
     if dir.join("runs").is_dir() {
@@ -178,20 +182,24 @@ pub fn row_files(dir: &Path) -> Result<(Vec<PathBuf>, usize)> {
     let mut files = Vec::new();
     let mut failed = 0;
     for folder in folders {
+        let mut names = Vec::new();
         for entry in std::fs::read_dir(&folder).with_context(|| format!("cannot list {}", folder.display()))? {
-            let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if name.starts_with('.') {
-                continue; // a row being written
+            let name = entry?.file_name();
+            let text = name.to_string_lossy();
+            if text.starts_with('.') {
+                continue; // a row being written, or the report index (`index`)
             }
-            if name.ends_with(".parquet") {
-                files.push(path);
-            } else if name.ends_with(".failed.json") {
+            if text.ends_with(".parquet") {
+                names.push(name);
+            } else if text.ends_with(".failed.json") {
                 failed += 1;
             }
         }
+        // Names sorted within each folder, the folders in order: the paths' order, without
+        // comparing 10,000 paths component by component.
+        names.sort_unstable();
+        files.extend(names.into_iter().map(|name| folder.join(name)));
     }
-    files.sort();
     Ok((files, failed))
 }
 
@@ -201,13 +209,17 @@ fn current_schema() -> Result<Schema> {
 }
 
 /// Columns a report may name: those of the first readable row file and those gps writes today
-/// (older rows lack the newer ones; they read as null).
-fn known_columns(files: &[PathBuf], current: &Schema) -> Vec<String> {
-    let first = files.iter().find_map(|path| {
-        let file = std::fs::File::open(path).ok()?;
-        catch_panic(|| ParquetReader::new(file).schema().ok()).ok().flatten()
+/// (older rows lack the newer ones; they read as null). The index knows the columns of the files
+/// it holds; a file it does not hold is asked itself.
+fn known_columns(files: &[PathBuf], index: &Index, current: &Schema) -> Vec<String> {
+    let first = files.iter().enumerate().find_map(|(i, path)| {
+        index.names(i).or_else(|| {
+            let file = std::fs::File::open(path).ok()?;
+            let schema = catch_panic(|| ParquetReader::new(file).schema().ok()).ok().flatten()?;
+            Some(schema.iter_names().map(|n| n.to_string()).collect())
+        })
     });
-    let mut names: Vec<String> = first.map(|s| s.iter_names().map(|n| n.to_string()).collect()).unwrap_or_default();
+    let mut names: Vec<String> = first.unwrap_or_default();
     for name in current.iter_names() {
         if !names.iter().any(|n| n == name.as_str()) {
             names.push(name.to_string());
@@ -225,61 +237,118 @@ pub enum Want {
     As(DataType),
 }
 
-/// Reads the given columns of every row file, files split over the cores. One-row files make
-/// the per-file overhead dominate: plain Parquet readers on scoped threads open 10,000 of them
-/// faster than a lazy multi-file scan does on a small machine. A column a file does not have
+/// Reads the given columns of every row file: from the report index (`index`) where it holds the
+/// file, else from the file itself (files split over the cores). A column a file does not have
 /// (rows written before it existed) reads as null. A file that cannot be read (cut short, empty,
 /// a column of another type, a reader crash) is skipped with the reason, never fatal: one
-/// damaged file must not hide the other runs. None when no file could be read.
-pub fn read_columns(files: &[PathBuf], columns: &[(String, Want)]) -> (Option<DataFrame>, Vec<Skipped>) {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
-    let chunk = files.len().div_ceil(threads).max(1);
-    let parts: Vec<(Option<DataFrame>, Vec<Skipped>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut acc: Option<DataFrame> = None;
-                    let mut skipped = Vec::new();
-                    for path in part {
-                        let read = read_file(path, columns).and_then(|df| match acc.as_mut() {
-                            Some(a) => a.vstack_mut_owned(df).map(|_| ()).map_err(|e| format!("its columns do not stack with the other rows: {e}")),
-                            None => {
-                                acc = Some(df);
-                                Ok(())
-                            }
-                        });
-                        if let Err(reason) = read {
-                            skipped.push(Skipped { path: path.clone(), reason });
-                        }
-                    }
-                    // Gluing one chunk per file into one is a good part of the read: do it here,
-                    // on every core, rather than once at the end on one.
-                    if let Some(a) = acc.as_mut() {
-                        a.rechunk_mut();
-                    }
-                    (acc, skipped)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| (None, Vec::new()))).collect()
-    });
+/// damaged file must not hide the other runs. Rows come in the files' order, and the result is
+/// the same with or without the index. None when no file could be read.
+pub fn read_columns(files: &[PathBuf], index: &Index, columns: &[(String, Want)]) -> (Option<DataFrame>, Vec<Skipped>) {
+    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+    let stored = match index.frame(&names) {
+        Ok(frame) => Some(frame),
+        Err(e) => {
+            eprintln!("warning: {e:#}; reading the row files one by one");
+            None
+        }
+    };
+    let indexed = |i: usize| if stored.is_some() { index.entry(i) } else { None };
+    let own: Vec<usize> = (0..files.len()).filter(|&i| indexed(i).is_none()).collect();
+    let mut own_reads = on_cores(&own, |&i| read_file(&files[i], columns)).into_iter();
+    // The result in pieces, in the files' order: consecutive files of one schema in the index
+    // are one piece (usually all of them); every other file is a piece of its own.
+    let mut pieces: Vec<(std::result::Result<DataFrame, String>, Range<usize>)> = Vec::new();
+    let mut i = 0;
+    while i < files.len() {
+        let end = match (indexed(i), &stored) {
+            (Some(entry), Some(frame)) => {
+                let end = (i + 1..files.len()).find(|&j| indexed(j).is_none_or(|e| e.schema != entry.schema)).unwrap_or(files.len());
+                pieces.push((from_index(files, index, frame, i..end, columns), i..end));
+                end
+            }
+            _ => {
+                pieces.push((own_reads.next().unwrap_or_else(|| Err("it was not read".into())), i..i + 1));
+                i + 1
+            }
+        };
+        i = end;
+    }
     let mut out: Option<DataFrame> = None;
     let mut skipped = Vec::new();
-    for (part, part_skipped) in parts {
-        skipped.extend(part_skipped);
-        if let Some(part) = part {
-            match out.as_mut() {
-                // Every part holds the same columns, cast to the same types in `read_file`.
-                Some(o) => o.vstack_mut(&part).map(|_| ()).unwrap_or_else(|e| unreachable!("parts share one schema: {e}")),
-                None => out = Some(part),
+    for (piece, of) in pieces {
+        let stacked = piece.and_then(|df| match out.as_mut() {
+            Some(o) => o.vstack_mut_owned(df).map(|_| ()).map_err(|e| format!("its columns do not stack with the other rows: {e}")),
+            None => {
+                out = Some(df);
+                Ok(())
             }
+        });
+        if let Err(reason) = stacked {
+            skipped.extend(files[of].iter().map(|path| Skipped { path: path.clone(), reason: reason.clone() }));
         }
     }
     if let Some(o) = out.as_mut() {
         o.rechunk_mut();
     }
     (out, skipped)
+}
+
+/// The rows of listed files `run` (consecutive, of one schema, all in the index) from the index's
+/// columns `stored`, each column cast as `read_file` casts a file's.
+fn from_index(files: &[PathBuf], index: &Index, stored: &DataFrame, run: Range<usize>, columns: &[(String, Want)]) -> std::result::Result<DataFrame, String> {
+    let entries: Vec<&index::Entry> = run.clone().filter_map(|i| index.entry(i)).collect();
+    let schema = entries.first().map(|e| e.schema).ok_or("not in the report index")?;
+    let rows: Vec<IdxSize> = entries.iter().flat_map(|e| e.rows.clone()).map(|r| r as IdxSize).collect();
+    let height = rows.len();
+    // The usual case, every file of one schema in the index's order: a slice, not a copy.
+    let contiguous = rows.windows(2).all(|w| w[1] == w[0] + 1);
+    let take = |column: &Column| -> PolarsResult<Column> {
+        match rows.first() {
+            Some(&first) if contiguous => Ok(column.slice(first as i64, height)),
+            _ => column.take(&IdxCa::from_vec("rows".into(), rows.clone())),
+        }
+    };
+    let mut cast = Vec::with_capacity(columns.len() + 1);
+    for (name, want) in columns {
+        match index.stored(schema, name) {
+            Some(column) => {
+                let column = stored.column(column).and_then(take).map_err(|e| format!("the report index lacks column `{name}`: {e}"))?;
+                cast.push(cast_column(name, want, &column.with_name(name.as_str().into()))?);
+            }
+            None => cast.push(Column::full_null(name.as_str().into(), height, &target(want))),
+        }
+    }
+    let paths: Vec<String> = files[run].iter().zip(&entries).flat_map(|(path, e)| std::iter::repeat_n(path.display().to_string(), e.rows.len())).collect();
+    cast.push(Column::new(FILE_COLUMN.into(), paths));
+    DataFrame::new(height, cast).map_err(|e| e.to_string())
+}
+
+/// The type a report reads a column as.
+fn target(want: &Want) -> DataType {
+    match want {
+        Want::Number => DataType::Float64,
+        Want::Text => DataType::String,
+        Want::As(t) => t.clone(),
+    }
+}
+
+/// A file's column `name` cast to what the report needs; the reason when it holds another type.
+fn cast_column(name: &str, want: &Want, column: &Column) -> std::result::Result<Column, String> {
+    let dtype = column.dtype();
+    let ok = match want {
+        Want::Number => dtype.is_primitive_numeric() || dtype.is_null(),
+        Want::Text => dtype.is_string() || dtype.is_null(),
+        Want::As(t) => dtype == t || dtype.is_null() || (dtype.is_primitive_numeric() && t.is_primitive_numeric()),
+    };
+    if !ok {
+        let expected = match want {
+            Want::Number => "a number".to_string(),
+            Want::Text => "text".to_string(),
+            Want::As(t) => t.to_string(),
+        };
+        return Err(format!("column `{name}` holds {dtype}, expected {expected}"));
+    }
+    column.cast(&target(want)).map_err(|e| format!("column `{name}` ({dtype}): {e}"))
 }
 
 /// One row file's columns, each cast to what the report needs; the reason when it cannot be.
@@ -300,60 +369,15 @@ fn read_file(path: &Path, columns: &[(String, Want)]) -> std::result::Result<Dat
     if df.height() == 0 {
         return Err("it holds no row".into());
     }
-    let mut cast = Vec::with_capacity(columns.len());
+    let mut cast = Vec::with_capacity(columns.len() + 1);
     for (name, want) in columns {
-        let target = match want {
-            Want::Number => DataType::Float64,
-            Want::Text => DataType::String,
-            Want::As(t) => t.clone(),
-        };
-        let Ok(column) = df.column(name.as_str()) else {
-            cast.push(Column::full_null(name.as_str().into(), df.height(), &target));
-            continue;
-        };
-        let dtype = column.dtype();
-        let ok = match want {
-            Want::Number => dtype.is_primitive_numeric() || dtype.is_null(),
-            Want::Text => dtype.is_string() || dtype.is_null(),
-            Want::As(t) => dtype == t || dtype.is_null() || (dtype.is_primitive_numeric() && t.is_primitive_numeric()),
-        };
-        if !ok {
-            let expected = match want {
-                Want::Number => "a number".to_string(),
-                Want::Text => "text".to_string(),
-                Want::As(t) => t.to_string(),
-            };
-            return Err(format!("column `{name}` holds {dtype}, expected {expected}"));
+        match df.column(name.as_str()) {
+            Ok(column) => cast.push(cast_column(name, want, column)?),
+            Err(_) => cast.push(Column::full_null(name.as_str().into(), df.height(), &target(want))),
         }
-        cast.push(column.cast(&target).map_err(|e| format!("column `{name}` ({dtype}): {e}"))?);
     }
     cast.push(Column::new(FILE_COLUMN.into(), vec![path.display().to_string(); df.height()]));
     DataFrame::new(df.height(), cast).map_err(|e| e.to_string())
-}
-
-thread_local! {
-    /// Set while `catch_panic` runs on this thread: its panic is reported as a reason, not printed.
-    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f`, turning a panic into its message. The Parquet reader panics on some damaged files (a
-/// footer that promises more rows than its pages hold); that must cost one file, not the report.
-fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
-    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
-    QUIET_HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !CATCHING.with(|c| c.get()) {
-                previous(info);
-            }
-        }));
-    });
-    CATCHING.with(|c| c.set(true));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    CATCHING.with(|c| c.set(false));
-    result.map_err(|payload| {
-        payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "no message".into())
-    })
 }
 
 /// The columns every report reads besides the asked ones: to filter (`status`), pair seeds, find
@@ -390,6 +414,8 @@ pub struct Rows {
     /// Each distinct configuration: the value of every field of `fields` (`absent` where a row's
     /// spec lacks it), indexed by the frame's configuration id.
     pub configs: Vec<Vec<String>>,
+    /// What the report index did for this read: files reused, files parsed, whether rewritten.
+    pub index: index::Stats,
 }
 
 /// The value of a configuration field a row's spec does not have (a spec of another gps version).
@@ -399,14 +425,24 @@ impl Rows {
     /// Reads `columns` (plus `ALWAYS_READ`) of every row under `dir`; `numbers` are read as
     /// numbers (the metrics). A name may be a row column or a run-spec field by its dotted path
     /// (`optimizer.lr`); an unknown one is an error that lists the known ones. Repeated runs are
-    /// counted once (the newer row), each named on stderr.
+    /// counted once (the newer row), each named on stderr. The rows come through the report
+    /// index (`index`: parsed rows kept beside the row files, brought up to date here), with the
+    /// same result as reading every file.
     pub fn read(dir: &Path, columns: &[String], numbers: &[String]) -> Result<Rows> {
         let (files, failed) = row_files(dir)?;
         if files.is_empty() {
             bail!("no result rows in {} ({failed} failure records): nothing has finished yet; check with `gps sweep status <sweep file>`", dir.display());
         }
+        let index = Index::refresh(dir, &files);
+        let mut rows = Self::read_through(&index, dir, &files, failed, columns, numbers)?;
+        rows.index = index.stats();
+        Ok(rows)
+    }
+
+    /// `read` of the listed row files `files`, each taken from `index` where it holds it.
+    pub(super) fn read_through(index: &Index, dir: &Path, files: &[PathBuf], failed: usize, columns: &[String], numbers: &[String]) -> Result<Rows> {
         let current = current_schema()?;
-        let known = known_columns(&files, &current);
+        let known = known_columns(files, index, &current);
         let spec_fields = RunSpec::field_paths();
         let mut needed: Vec<(String, Want)> = ALWAYS_READ
             .iter()
@@ -438,7 +474,7 @@ impl Rows {
             let want = if numbers.contains(name) { Want::Number } else { current.get(name.as_str()).map(|t| Want::As(t.clone())).unwrap_or(Want::Text) };
             needed.push((name.clone(), want));
         }
-        let (frame, skipped) = read_columns(&files, &needed);
+        let (frame, skipped) = read_columns(files, index, &needed);
         for s in &skipped {
             eprintln!("warning: skipped {}: {}", s.path.display(), s.reason);
         }
@@ -519,7 +555,7 @@ impl Rows {
         let mask = BooleanChunked::from_slice("keep".into(), &keep);
         // The spec text is in `configs` now; a frame copied per table need not carry it.
         let frame = frame.drop("spec_json")?.filter(&mask)?;
-        Ok(Rows { frame, failed, skipped, duplicates, dir: dir.to_path_buf(), fields, configs })
+        Ok(Rows { frame, failed, skipped, duplicates, dir: dir.to_path_buf(), fields, configs, index: index::Stats::default() })
     }
 
     /// The finished runs (`status` ok) that pass every `column=value` filter (a column, or a
