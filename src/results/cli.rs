@@ -188,8 +188,9 @@ fn write_plots(rows: &Rows, query: &TableQuery, dir: &Path) -> Result<()> {
             None => eprintln!("no plot against {x}: the rows have fewer than two values of it"),
         }
     }
-    for (column, _, _) in curves::CURVE_COLUMNS {
-        match plot::curves_svg(&curves::curves(rows, query, column)?) {
+    let all = curves::curves_of(rows, query, &curves::CURVE_COLUMNS.map(|(column, _, _)| column))?;
+    for ((column, _, _), c) in curves::CURVE_COLUMNS.into_iter().zip(all) {
+        match plot::curves_svg(&c) {
             Some(svg) => write(&dir.join(format!("curves-{column}.svg")), &svg)?,
             None => eprintln!("no curves of {column}: no run records it"),
         }

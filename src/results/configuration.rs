@@ -7,6 +7,7 @@
 //! without the seed and the operational fields the run id leaves out, plus the numerics version
 //! of the code that wrote the row.
 
+use super::reading::on_cores;
 use crate::config::{OPERATIONAL_FIELDS, RunSpec};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -36,46 +37,138 @@ pub fn of_row(spec_json: Option<&str>, numerics: Option<i64>) -> Fields {
 /// The configurations of many rows: each row's index into the distinct configurations, and
 /// those. A sweep's rows differ mostly in their seed, so each spec is keyed by its text without
 /// the seed and the operational fields and resolved once per key (the resolution, not the
-/// parse, is what costs); rows are keyed on every core.
+/// parse, is what costs); rows are keyed, and keys resolved, on every core. Rows with one key
+/// have one configuration; rows of one configuration may have several keys (specs written
+/// differently), which only costs a resolution each.
 pub fn of_rows(specs: &[Option<&str>], numerics: &[Option<i64>]) -> (Vec<usize>, Vec<Fields>) {
     fn key(spec: Option<&str>, numerics: Option<i64>) -> (Option<String>, Option<i64>) {
-        let text = spec.map(|s| match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(mut m)) => {
-                m.remove("seed");
-                for f in OPERATIONAL_FIELDS {
-                    m.remove(f);
+        let text = spec.map(|s| match text_key(s) {
+            Some(text) => text,
+            None => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(mut m)) => {
+                    m.remove("seed");
+                    for f in OPERATIONAL_FIELDS {
+                        m.remove(f);
+                    }
+                    // serde_json's maps are sorted: equal trees print equal text.
+                    Value::Object(m).to_string()
                 }
-                // serde_json's maps are sorted: equal trees print equal text.
-                Value::Object(m).to_string()
-            }
-            // Anything else resolves by its own text (of_row names it unreadable or flattens it).
-            _ => format!("raw:{s}"),
+                // Anything else resolves by its own text (of_row names it unreadable or flattens it).
+                _ => format!("raw:{s}"),
+            },
         });
         (text, numerics)
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(specs.len().max(1));
-    let chunk = specs.len().div_ceil(threads).max(1);
-    let keys: Vec<(Option<String>, Option<i64>)> = std::thread::scope(|scope| {
-        let parts: Vec<_> = specs
-            .chunks(chunk)
-            .zip(numerics.chunks(chunk))
-            .map(|(s, n)| scope.spawn(move || s.iter().zip(n).map(|(s, n)| key(*s, *n)).collect::<Vec<_>>()))
-            .collect();
-        parts.into_iter().flat_map(|p| p.join().expect("keying a spec does not panic")).collect()
-    });
+    let rows: Vec<usize> = (0..specs.len().min(numerics.len())).collect();
+    let keys: Vec<(Option<String>, Option<i64>)> = on_cores(&rows, |&row| key(specs[row], numerics[row]));
     let mut first_of: std::collections::HashMap<&(Option<String>, Option<i64>), usize> = Default::default();
-    let mut distinct = Vec::new();
+    let mut firsts: Vec<usize> = Vec::new();
     let index = keys
         .iter()
         .enumerate()
         .map(|(row, k)| {
             *first_of.entry(k).or_insert_with(|| {
-                distinct.push(of_row(specs[row], numerics[row]));
-                distinct.len() - 1
+                firsts.push(row);
+                firsts.len() - 1
             })
         })
         .collect();
+    let distinct = on_cores(&firsts, |&row| of_row(specs[row], numerics[row]));
     (index, distinct)
+}
+
+/// A spec's text with the values of its top-level `seed` and operational fields cut out, found
+/// by a scan of the text (a tree per row was most of a 10,000-row report's keying). Two specs
+/// with one key differ only in those values, each valid JSON, so they are one configuration. None
+/// where the scan cannot split the text (not a JSON object, a cut value that is not JSON): the
+/// caller keys those by their parsed tree.
+fn text_key(spec: &str) -> Option<String> {
+    fn skip_space(b: &[u8], mut i: usize) -> usize {
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    }
+    // The end (past the closing quote) of the string starting at `i`.
+    fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+        i += 1;
+        loop {
+            match b.get(i)? {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+    }
+    // The end of the value starting at `i`: a string, an object or array (to its matching
+    // bracket, strings skipped), or a scalar (to the next delimiter).
+    fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
+        match b.get(i)? {
+            b'"' => string_end(b, i),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match b.get(i)? {
+                        b'"' => {
+                            i = string_end(b, i)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(i + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            _ => {
+                while b.get(i).is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace()) {
+                    i += 1;
+                }
+                Some(i)
+            }
+        }
+    }
+    let b = spec.as_bytes();
+    let mut i = skip_space(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut out = String::from("text:");
+    let mut copied = 0;
+    i = skip_space(b, i + 1);
+    if b.get(i) != Some(&b'}') {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(b, i)?;
+            let name = spec.get(i + 1..key_end - 1)?;
+            i = skip_space(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            let start = skip_space(b, i + 1);
+            let end = value_end(b, start)?;
+            if name == "seed" || OPERATIONAL_FIELDS.contains(&name) {
+                serde_json::from_str::<serde::de::IgnoredAny>(spec.get(start..end)?).ok()?;
+                out.push_str(spec.get(copied..start)?);
+                copied = end;
+            }
+            i = skip_space(b, end);
+            match b.get(i)? {
+                b',' => i = skip_space(b, i + 1),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    out.push_str(spec.get(copied..)?);
+    Some(out)
 }
 
 /// Leaf values of a JSON tree by dotted path, as text (strings unquoted, null as `null`).
@@ -239,6 +332,26 @@ mod tests {
         for (row, &i) in index.iter().enumerate() {
             assert_eq!(distinct[i], of_row(specs[row], numerics[row]), "row {row}");
         }
+    }
+
+    #[test]
+    fn the_text_key_cuts_only_top_level_seed_and_operational_values() {
+        let key = |s: &str| text_key(s).unwrap_or_else(|| panic!("{s}"));
+        assert_eq!(key(r#"{"seed": 1, "k": 5}"#), key(r#"{"seed": 22, "k": 5}"#));
+        assert_eq!(key(r#"{"name":"a}\"b","k":5,"device":"cpu"}"#), key(r#"{"name":"c","k":5,"device":"cuda:1"}"#));
+        assert_ne!(key(r#"{"k": 5, "seed": 1}"#), key(r#"{"k": 6, "seed": 1}"#));
+        // A nested `seed` is configuration (a prior's own seed), not the run's.
+        assert_ne!(key(r#"{"p": {"seed": 1}, "seed": 0}"#), key(r#"{"p": {"seed": 2}, "seed": 0}"#));
+        assert_ne!(key(r#"{"p": ["seed", 1]}"#), key(r#"{"p": ["seed", 2]}"#));
+        assert_eq!(key("{}"), "text:{}");
+        for bad in ["not json", "[1]", r#"{"seed": 1x, "k": 5}"#, r#"{"k" 5}"#, r#"{"k": 5"#, r#"{"seed": "#] {
+            assert_eq!(text_key(bad), None, "{bad}");
+        }
+        // Every spec gps writes is keyed by text, the same for every seed.
+        let spec = |seed| serde_json::to_string(&RunSpec { seed, name: format!("run{seed}"), ..RunSpec::default() }).unwrap();
+        assert_eq!(text_key(&spec(1)).unwrap(), text_key(&spec(2)).unwrap());
+        let pretty = serde_json::to_string_pretty(&RunSpec::default()).unwrap();
+        assert!(text_key(&pretty).is_some());
     }
 
     #[test]

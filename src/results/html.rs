@@ -294,8 +294,8 @@ pub fn document(report: &Report) -> Result<String> {
     }
 
     s.push_str("</section>\n<section id=\"curves\">\n<h2>Learning curves</h2>\n");
-    for (column, _, what) in curves::CURVE_COLUMNS {
-        let mut c: Curves = curves::curves(report.rows, q, column)?;
+    let all: Vec<Curves> = curves::curves_of(report.rows, q, &curves::CURVE_COLUMNS.map(|(column, _, _)| column))?;
+    for ((column, _, what), mut c) in curves::CURVE_COLUMNS.into_iter().zip(all) {
         c.layout.fixed.clear(); // said once above the first table
         match plot::curves_svg(&c) {
             Some(svg) => s.push_str(&figure(
