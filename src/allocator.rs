@@ -6,8 +6,9 @@
 //! each training step faults in and zeroes again the activations of the step before: on the
 //! 2-core development machine, 17% of a small-CNN run was the kernel clearing pages (perf).
 //! Serving everything up to 32 MiB (glibc's own ceiling for this threshold) from the heap and
-//! keeping up to 1 GiB of freed heap took a one-epoch MNIST-5k SimCLR run from 51 s to 46 s, two
-//! at a time, and its peak RSS from 777 to 844 MB. PyTorch's CPU tuning guide reaches the same
+//! keeping up to 1 GiB of freed heap took two one-epoch MNIST-5k SimCLR runs side by side from
+//! 54.5 s to 47.8 s (medians of five pairs; system time 8 s -> 4 s a run), a pair of the
+//! quickstart's 3-epoch runs from 123.3 s to 119.2 s, and peak RSS up by about a tenth. PyTorch's CPU tuning guide reaches the same
 //! end by preloading jemalloc or tcmalloc; this needs no extra library.
 //!
 //! A user who set malloc's own knobs (`GLIBC_TUNABLES`, `MALLOC_*_`) keeps them.
