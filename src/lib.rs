@@ -1,6 +1,5 @@
 //! gps-ssl: GPS-SSL experiments (guided positive sampling for self-supervised learning) from one
 //! run on a laptop to sweeps on a SLURM cluster. See README.md for the data flow.
-pub mod allocator;
 pub mod atomic_file;
 pub mod augment;
 pub mod build_once;

@@ -53,8 +53,6 @@ enum BenchCommand {
 }
 
 fn main() {
-    // Before the first tensor: CPU training's large buffers stay in the heap between steps.
-    gps_ssl::allocator::tune_for_training();
     // Before any other tch call: registers CUDA where the full libtorch exists.
     gps_ssl::torch_runtime::init();
     let cli = Cli::parse();
